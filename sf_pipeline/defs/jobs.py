@@ -1,0 +1,20 @@
+import dagster as dg
+
+from sf_pipeline.defs.assets import salesforce_records, spotzee_users, user_changes
+from sf_pipeline.defs.checks import salesforce_health
+
+SYNC_JOB = "sync_integration"
+HEALTH_JOB = "health_checks"
+
+# Selecting the assets also selects their checks, so every sync run ends with the health checks.
+sync_job = dg.define_asset_job(
+    SYNC_JOB,
+    selection=dg.AssetSelection.assets(salesforce_records, user_changes, spotzee_users),
+    description="Sync one integration (partition): extract → diff → upsert, then the health checks.",
+)
+
+health_job = dg.define_asset_job(
+    HEALTH_JOB,
+    selection=dg.AssetSelection.checks(*salesforce_health.check_keys),
+    description="The four health checks for one integration, without syncing.",
+)

@@ -1,0 +1,91 @@
+"""Dispatchers that follow the database, not cron strings.
+
+A frequency lives in the database and changes while Dagster runs, so one sensor ticks every
+30 seconds, reads every integration, and requests a run for each that is due: a per-integration
+cron schedule would be fixed when the code location loads. The run key carries the due slot,
+because Dagster never launches a run key twice for the same sensor.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import dagster as dg
+from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
+
+from sf_pipeline import scheduling
+from sf_pipeline.defs.jobs import health_job, sync_job
+from sf_pipeline.defs.partitions import PARTITIONS_NAME, integrations
+from sf_pipeline.defs.resources import SfPipelineResource
+from sf_pipeline.health import latest_results
+from sf_pipeline.storage.integrations import list_integrations
+from sf_pipeline.storage.models import IntegrationStatus
+
+TICK_SECONDS = 30
+HEALTH_INTERVAL_ENV = "SF_PIPELINE_HEALTH_INTERVAL_MINUTES"
+DEFAULT_HEALTH_INTERVAL_MINUTES = 15
+# QUEUED is not among Dagster's "in progress" statuses, so list them all.
+ACTIVE_STATUSES = [
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+    DagsterRunStatus.CANCELING,
+]
+
+
+def busy_partitions(instance: dg.DagsterInstance, job_name: str) -> set[str]:
+    records = instance.get_run_records(RunsFilter(job_name=job_name, statuses=ACTIVE_STATUSES))
+    return {r.dagster_run.tags.get("dagster/partition", "") for r in records}
+
+
+def health_interval() -> timedelta:
+    return timedelta(minutes=int(os.environ.get(HEALTH_INTERVAL_ENV, DEFAULT_HEALTH_INTERVAL_MINUTES)))
+
+
+@dg.sensor(job=sync_job, minimum_interval_seconds=TICK_SECONDS, default_status=dg.DefaultSensorStatus.RUNNING)
+def sync_dispatcher(context: dg.SensorEvaluationContext, sf_pipeline: SfPipelineResource) -> dg.SensorResult:
+    services = sf_pipeline.services()
+    now = services.now()
+    busy = busy_partitions(context.instance, sync_job.name)
+    requests = []
+    with services.database.session() as session:
+        rows = list_integrations(session)
+        names = {row.name for row in rows}
+        for row in rows:
+            if row.name in busy or not scheduling.is_due(row, now):
+                continue
+            trigger = "activation" if row.sync_requested_at is not None else "schedule"
+            requests.append(dg.RunRequest(partition_key=row.name, run_key=scheduling.run_key(row),
+                                          tags={"sf_pipeline/trigger": trigger}))
+    known = set(context.instance.get_dynamic_partitions(PARTITIONS_NAME))
+    return dg.SensorResult(
+        run_requests=requests,
+        dynamic_partitions_requests=[integrations.build_add_request(sorted(names - known))] if names - known else [],
+    )
+
+
+@dg.sensor(job=health_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+def health_dispatcher(context: dg.SensorEvaluationContext, sf_pipeline: SfPipelineResource) -> dg.SensorResult:
+    services = sf_pipeline.services()
+    now = services.now()
+    interval = health_interval()
+    busy = busy_partitions(context.instance, health_job.name) | busy_partitions(context.instance, sync_job.name)
+    known = set(context.instance.get_dynamic_partitions(PARTITIONS_NAME))
+    requests = []
+    with services.database.session() as session:
+        for row in list_integrations(session):
+            if row.status == IntegrationStatus.INACTIVE.value or row.credential is None:
+                continue
+            if row.name in busy or row.name not in known:
+                continue
+            latest = latest_results(session, row)
+            last = min((r.at for r in latest.values()), default=None) if len(latest) == 4 else None
+            if last is not None and now - last < interval:
+                continue
+            slot = int(now.timestamp() // interval.total_seconds())
+            # A run of only partitioned checks takes its partition from this tag, not partition_key.
+            requests.append(dg.RunRequest(run_key=f"health:{row.name}:{slot}",
+                                          tags={"dagster/partition": row.name, "sf_pipeline/trigger": "health"}))
+    return dg.SensorResult(run_requests=requests)

@@ -1,0 +1,179 @@
+"""Where the client gets its access token, and how a stale one is replaced.
+
+Salesforce sends no ``expires_in``: a token is known to be stale only when a call answers 401.
+The client then asks its ``TokenSource`` to ``refresh(stale)``. A source refreshes at most once
+per stale token: threads that hit the same 401 get the token the first one fetched.
+
+``DatabaseTokenSource`` also coordinates *processes* through the stored credentials' version
+(compare-and-swap): a run that loses the race adopts the winner's tokens instead of overwriting
+them, so a rotated refresh token is never replaced by one Salesforce has already retired.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import requests
+
+from sf_pipeline.salesforce.errors import AuthenticationError, CredentialsRevokedError
+from sf_pipeline.salesforce.oauth import ClientCredentials, TokenResponse, refresh_grant
+from sf_pipeline.secrets import Cipher
+from sf_pipeline.storage.database import Database
+from sf_pipeline.storage.integrations import StoredCredentials, load_credentials, update_tokens
+
+
+@dataclass(frozen=True)
+class AccessGrant:
+    access_token: str = field(repr=False)
+    instance_url: str
+    # The identity URL (``/id/{org}/{user}``) when known: every refresh grant names it.
+    identity_url: str | None = None
+
+
+class TokenSource(Protocol):
+    def current(self) -> AccessGrant:
+        """The access token to use now (fetching one if there is none yet)."""
+        ...
+
+    def refresh(self, stale: AccessGrant) -> AccessGrant:
+        """A token newer than ``stale``: fetched, or the one another caller already fetched."""
+        ...
+
+
+class StaticRefreshTokenSource:
+    """Keeps the refresh token in memory (scripts, tests, one-off tools)."""
+
+    def __init__(
+        self,
+        login_url: str,
+        client_id: str,
+        client_secret: str,
+        refresh_token: str,
+        *,
+        grant: AccessGrant | None = None,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.login_url = login_url.rstrip("/")
+        self._client = ClientCredentials(client_id, client_secret)
+        self._refresh_token = refresh_token
+        self._grant = grant
+        self._session = session
+        self._lock = threading.Lock()
+        self.refreshes = 0
+
+    @property
+    def refresh_token(self) -> str:
+        """The latest refresh token (Salesforce may rotate it on every refresh)."""
+        return self._refresh_token
+
+    def current(self) -> AccessGrant:
+        with self._lock:
+            if self._grant is None:
+                self._grant = self._fetch()
+            return self._grant
+
+    def refresh(self, stale: AccessGrant) -> AccessGrant:
+        with self._lock:
+            if self._grant is None or self._grant.access_token == stale.access_token:
+                self._grant = self._fetch()
+            return self._grant
+
+    def _fetch(self) -> AccessGrant:
+        tokens = refresh_grant(self.login_url, self._client, self._refresh_token, session=self._session)
+        self.refreshes += 1
+        if tokens.refresh_token:
+            self._refresh_token = tokens.refresh_token
+        return _grant_from(tokens, fallback_identity=self._grant.identity_url if self._grant else None)
+
+
+class DatabaseTokenSource:
+    """Tokens of a stored integration, kept in step with the database."""
+
+    def __init__(
+        self,
+        database: Database,
+        cipher: Cipher,
+        integration_name: str,
+        *,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.database = database
+        self.integration_name = integration_name
+        self._cipher = cipher
+        self._session = session
+        self._lock = threading.Lock()
+        self._grant: AccessGrant | None = None
+        self.refreshes = 0
+
+    def current(self) -> AccessGrant:
+        with self._lock:
+            if self._grant is None:
+                stored = self._load()
+                self._grant = _stored_grant(stored) or self._refresh_from(stored)
+            return self._grant
+
+    def refresh(self, stale: AccessGrant) -> AccessGrant:
+        with self._lock:
+            if self._grant is not None and self._grant.access_token != stale.access_token:
+                return self._grant  # another thread of this process already refreshed
+            stored = self._load()
+            adopted = _stored_grant(stored)
+            if adopted is not None and adopted.access_token != stale.access_token:
+                self._grant = adopted  # another process refreshed since we last read
+            else:
+                self._grant = self._refresh_from(stored)
+            return self._grant
+
+    def _refresh_from(self, stored: StoredCredentials) -> AccessGrant:
+        if not stored.login_url:
+            raise AuthenticationError(f"integration {self.integration_name!r} has no login URL stored")
+        client = ClientCredentials(stored.client_id, stored.client_secret)
+        try:
+            tokens = refresh_grant(
+                stored.login_url,
+                client,
+                stored.refresh_token,
+                session=self._session,
+                integration=self.integration_name,
+            )
+        except CredentialsRevokedError:
+            # With rotation on, a concurrent refresher may have spent this refresh token: if the
+            # stored credentials moved on meanwhile, theirs are good.
+            latest = self._load()
+            adopted = _stored_grant(latest)
+            if latest.version != stored.version and adopted is not None:
+                return adopted
+            raise
+        self.refreshes += 1
+        with self.database.session() as session:
+            stored_ours = update_tokens(
+                session,
+                self.integration_name,
+                self._cipher,
+                access_token=tokens.access_token,
+                refresh_token=tokens.refresh_token,
+                expected_version=stored.version,
+            )
+        if not stored_ours:
+            # Lost the compare-and-swap: another run refreshed at the same time and stored its
+            # tokens first. Use those; ours (and any refresh token rotated to us) are dropped.
+            adopted = _stored_grant(self._load())
+            if adopted is not None:
+                return adopted
+        return _grant_from(tokens, fallback_identity=stored.identity_url)
+
+    def _load(self) -> StoredCredentials:
+        with self.database.session() as session:
+            return load_credentials(session, self.integration_name, self._cipher)
+
+
+def _stored_grant(stored: StoredCredentials) -> AccessGrant | None:
+    if not stored.access_token or not stored.instance_url:
+        return None
+    return AccessGrant(stored.access_token, stored.instance_url, stored.identity_url)
+
+
+def _grant_from(tokens: TokenResponse, *, fallback_identity: str | None) -> AccessGrant:
+    return AccessGrant(tokens.access_token, tokens.instance_url, tokens.identity_url or fallback_identity)

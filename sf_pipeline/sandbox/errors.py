@@ -1,0 +1,112 @@
+"""Errors the sandbox answers with, each carrying its Salesforce ``errorCode`` and HTTP status.
+
+    SandboxError                      REST errors: body ``[{"message": ..., "errorCode": ...}]``
+    ├── InvalidSessionId              401
+    ├── RequestLimitExceeded          403
+    ├── MalformedQuery                400
+    ├── InvalidField                  400
+    ├── InvalidType                   400
+    ├── InvalidQueryFilterOperator    400
+    ├── QueryTimeout                  400
+    ├── InvalidQueryLocator           400
+    ├── BadRequest                    400  (bad JSON, bad body)
+    ├── NotFound                      404
+    ├── MethodNotAllowed              405
+    ├── RequestTooLarge               413
+    ├── UnknownException              500
+    └── ServerUnavailable             503
+    OAuthError                        OAuth endpoints: body ``{"error": ..., "error_description": ...}``
+
+State methods raise these; the server turns them into responses. Python callers of ``Org`` get
+them as ordinary exceptions (``KeyError``/``ValueError`` are used for plain misuse of the test API).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class SandboxError(Exception):
+    error_code = "UNKNOWN_EXCEPTION"
+    status = 500
+
+    def __init__(self, message: str, *, fields: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields
+
+    def body(self) -> list[dict[str, Any]]:
+        item: dict[str, Any] = {"message": self.message, "errorCode": self.error_code}
+        if self.fields is not None:
+            item["fields"] = self.fields
+        return [item]
+
+
+class InvalidSessionId(SandboxError):
+    error_code, status = "INVALID_SESSION_ID", 401
+
+
+class RequestLimitExceeded(SandboxError):
+    error_code, status = "REQUEST_LIMIT_EXCEEDED", 403
+
+
+class MalformedQuery(SandboxError):
+    error_code, status = "MALFORMED_QUERY", 400
+
+
+class InvalidField(SandboxError):
+    error_code, status = "INVALID_FIELD", 400
+
+
+class InvalidType(SandboxError):
+    error_code, status = "INVALID_TYPE", 400
+
+
+class InvalidQueryFilterOperator(SandboxError):
+    error_code, status = "INVALID_QUERY_FILTER_OPERATOR", 400
+
+
+class QueryTimeout(SandboxError):
+    error_code, status = "QUERY_TIMEOUT", 400
+
+
+class InvalidQueryLocator(SandboxError):
+    error_code, status = "INVALID_QUERY_LOCATOR", 400
+
+
+class BadRequest(SandboxError):
+    error_code, status = "JSON_PARSER_ERROR", 400
+
+
+class NotFound(SandboxError):
+    error_code, status = "NOT_FOUND", 404
+
+
+class MethodNotAllowed(SandboxError):
+    error_code, status = "METHOD_NOT_ALLOWED", 405
+
+
+class RequestTooLarge(SandboxError):
+    error_code, status = "REQUEST_TOO_LARGE", 413
+
+
+class UnknownException(SandboxError):
+    error_code, status = "UNKNOWN_EXCEPTION", 500
+
+
+class ServerUnavailable(SandboxError):
+    error_code, status = "SERVER_UNAVAILABLE", 503
+
+
+class OAuthError(Exception):
+    """An OAuth endpoint's error; Salesforce answers these with 400 and a flat JSON object."""
+
+    status = 400
+
+    def __init__(self, error: str, description: str) -> None:
+        super().__init__(f"{error}: {description}")
+        self.error = error
+        self.description = description
+
+    def body(self) -> dict[str, str]:
+        return {"error": self.error, "error_description": self.description}

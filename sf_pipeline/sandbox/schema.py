@@ -1,0 +1,286 @@
+"""The sandbox org's objects and fields: what describe reports and what SOQL may name.
+
+Each ``Org`` gets its own copy (``standard_schemas()``), so renaming, deleting or hiding a field
+in one org leaves others alone. Field names are looked up case-insensitively, as Salesforce does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+STRING_TYPES = frozenset(
+    {"string", "picklist", "multipicklist", "email", "phone", "url", "textarea", "id", "reference"}
+)
+NUMBER_TYPES = frozenset({"int", "double", "currency", "percent"})
+
+
+@dataclass(frozen=True)
+class FieldDef:
+    name: str
+    type: str
+    label: str = ""
+    length: int = 0
+    precision: int = 0
+    scale: int = 0
+    digits: int = 0
+    nillable: bool = True
+    filterable: bool = True
+    sortable: bool = True
+    createable: bool = True
+    updateable: bool = True
+    custom: bool = False
+    reference_to: tuple[str, ...] = ()
+    relationship_name: str | None = None
+    picklist_values: tuple[str, ...] = ()
+    default_picklist_value: str | None = None
+    compound_field_name: str | None = None
+    name_field: bool = False
+    id_lookup: bool = False
+    calculated: bool = False
+    readable: bool = True
+
+    @property
+    def is_text(self) -> bool:
+        return self.type in STRING_TYPES
+
+    @property
+    def is_system(self) -> bool:
+        """Fields the org maintains itself; the test API may still set them explicitly."""
+        return not (self.createable or self.updateable)
+
+
+@dataclass
+class ObjectSchema:
+    name: str
+    label: str
+    label_plural: str
+    key_prefix: str
+    custom: bool = False
+    _fields: dict[str, FieldDef] = field(default_factory=dict)
+
+    def add(self, f: FieldDef) -> None:
+        self._fields[f.name.lower()] = f
+
+    def field(self, name: str) -> FieldDef | None:
+        """A readable field by name, any case."""
+        found = self._fields.get(name.lower())
+        return found if found is not None and found.readable else None
+
+    def any_field(self, name: str) -> FieldDef | None:
+        """A field by name even when field-level security hides it."""
+        return self._fields.get(name.lower())
+
+    def relationship(self, name: str) -> FieldDef | None:
+        lowered = name.lower()
+        return next(
+            (f for f in self.fields() if f.relationship_name and f.relationship_name.lower() == lowered),
+            None,
+        )
+
+    def fields(self) -> Iterator[FieldDef]:
+        return (f for f in self._fields.values() if f.readable)
+
+    def all_fields(self) -> Iterator[FieldDef]:
+        return iter(self._fields.values())
+
+    def rename(self, old: str, new: str) -> FieldDef:
+        current = self._require(old)
+        if new.lower() in self._fields and new.lower() != old.lower():
+            raise ValueError(f"{self.name} already has a field named {new}")
+        self._fields = {
+            (new.lower() if k == old.lower() else k): (replace(f, name=new) if f is current else f)
+            for k, f in self._fields.items()
+        }
+        return self._fields[new.lower()]
+
+    def remove(self, name: str) -> FieldDef:
+        return self._fields.pop(self._require(name).name.lower())
+
+    def set_readable(self, name: str, readable: bool) -> FieldDef:
+        current = self._require(name)
+        updated = replace(current, readable=readable)
+        self._fields[current.name.lower()] = updated
+        return updated
+
+    def _require(self, name: str) -> FieldDef:
+        found = self._fields.get(name.lower())
+        if found is None:
+            raise KeyError(f"{self.name} has no field {name}")
+        return found
+
+
+def _id() -> FieldDef:
+    return FieldDef("Id", "id", "Record ID", length=18, nillable=False, createable=False, updateable=False,
+                    id_lookup=True)
+
+
+def _system_fields() -> list[FieldDef]:
+    return [
+        FieldDef("IsDeleted", "boolean", "Deleted", nillable=False, createable=False, updateable=False),
+        FieldDef("CreatedDate", "datetime", "Created Date", nillable=False, createable=False,
+                 updateable=False),
+        FieldDef("LastModifiedDate", "datetime", "Last Modified Date", nillable=False, createable=False,
+                 updateable=False),
+        FieldDef("SystemModstamp", "datetime", "System Modstamp", nillable=False, createable=False,
+                 updateable=False),
+    ]
+
+
+def _text(name: str, label: str, length: int, **kw: Any) -> FieldDef:
+    return FieldDef(name, "string", label, length=length, **kw)
+
+
+def _picklist(name: str, label: str, values: tuple[str, ...], *, multi: bool = False,
+              default: str | None = None, custom: bool = False) -> FieldDef:
+    return FieldDef(
+        name, "multipicklist" if multi else "picklist", label,
+        length=4099 if multi else 255, picklist_values=values, default_picklist_value=default,
+        custom=custom, sortable=not multi,
+    )
+
+
+def _person_name_fields() -> list[FieldDef]:
+    # FirstName/LastName/Salutation are the parts of the compound Name field.
+    return [
+        _picklist("Salutation", "Salutation", SALUTATIONS),
+        _text("FirstName", "First Name", 40, compound_field_name="Name"),
+        _text("LastName", "Last Name", 80, nillable=False, compound_field_name="Name"),
+        _text("Name", "Full Name", 121, createable=False, updateable=False, name_field=True,
+              calculated=True),
+    ]
+
+
+def _description() -> FieldDef:
+    # Long text areas can be selected but neither filtered nor sorted.
+    return FieldDef("Description", "textarea", "Description", length=32000, filterable=False,
+                    sortable=False)
+
+
+SALUTATIONS = ("Mr.", "Ms.", "Mrs.", "Dr.", "Prof.")
+LEAD_STATUSES = ("Open - Not Contacted", "Working - Contacted", "Closed - Converted",
+                 "Closed - Not Converted")
+RATINGS = ("Hot", "Warm", "Cold")
+INDUSTRIES = ("Agriculture", "Apparel", "Banking", "Biotechnology", "Chemicals", "Communications",
+              "Construction", "Consulting", "Education", "Electronics", "Energy", "Engineering",
+              "Entertainment", "Finance", "Food & Beverage", "Government", "Healthcare", "Hospitality",
+              "Insurance", "Manufacturing", "Media", "Not For Profit", "Retail", "Technology",
+              "Telecommunications", "Transportation", "Utilities", "Other")
+LEAD_SOURCES = ("Web", "Phone Inquiry", "Partner Referral", "Purchased List", "Trade Show", "Other")
+INTERESTS = ("Product Updates", "Webinars", "Newsletters", "Events", "Promotions", "Case Studies")
+LANGUAGES = ("English", "German", "French", "Spanish", "Japanese", "Portuguese")
+CAMPAIGN_TYPES = ("Conference", "Webinar", "Trade Show", "Email", "Direct Mail", "Advertisement", "Other")
+CAMPAIGN_STATUSES = ("Planned", "In Progress", "Completed", "Aborted")
+MEMBER_STATUSES = ("Sent", "Responded")
+
+
+def _lead() -> ObjectSchema:
+    s = ObjectSchema("Lead", "Lead", "Leads", "00Q")
+    for f in [
+        _id(),
+        *_system_fields()[:1],
+        *_person_name_fields(),
+        _text("Title", "Title", 128),
+        _text("Company", "Company", 255, nillable=False),
+        _text("City", "City", 40),
+        _text("Country", "Country", 80),
+        FieldDef("Phone", "phone", "Phone", length=40),
+        FieldDef("MobilePhone", "phone", "Mobile Phone", length=40),
+        FieldDef("Email", "email", "Email", length=80),
+        FieldDef("Website", "url", "Website", length=255),
+        _description(),
+        _picklist("LeadSource", "Lead Source", LEAD_SOURCES),
+        FieldDef("Status", "picklist", "Status", length=255, nillable=False, picklist_values=LEAD_STATUSES,
+                 default_picklist_value=LEAD_STATUSES[0]),
+        _picklist("Industry", "Industry", INDUSTRIES),
+        _picklist("Rating", "Rating", RATINGS),
+        FieldDef("AnnualRevenue", "currency", "Annual Revenue", precision=18, scale=0),
+        FieldDef("NumberOfEmployees", "int", "Employees", digits=8),
+        FieldDef("HasOptedOutOfEmail", "boolean", "Email Opt Out", nillable=False),
+        FieldDef("IsConverted", "boolean", "Converted", nillable=False, createable=False, updateable=False),
+        FieldDef("ConvertedDate", "date", "Converted Date", createable=False, updateable=False),
+        FieldDef("ConvertedContactId", "reference", "Converted Contact ID", length=18, createable=False,
+                 updateable=False, reference_to=("Contact",), relationship_name="ConvertedContact"),
+        FieldDef("LastActivityDate", "date", "Last Activity", createable=False, updateable=False),
+        _picklist("Interests__c", "Interests", INTERESTS, multi=True, custom=True),
+        FieldDef("Score__c", "double", "Score", precision=18, scale=2, custom=True),
+        FieldDef("Discount__c", "percent", "Discount", precision=5, scale=2, custom=True),
+        FieldDef("Birthdate__c", "date", "Birthdate", custom=True),
+        *_system_fields()[1:],
+    ]:
+        s.add(f)
+    return s
+
+
+def _contact() -> ObjectSchema:
+    s = ObjectSchema("Contact", "Contact", "Contacts", "003")
+    for f in [
+        _id(),
+        *_system_fields()[:1],
+        *_person_name_fields(),
+        FieldDef("Email", "email", "Email", length=80),
+        FieldDef("Phone", "phone", "Business Phone", length=40),
+        FieldDef("MobilePhone", "phone", "Mobile Phone", length=40),
+        _text("Title", "Title", 128),
+        _text("Department", "Department", 80),
+        _text("MailingCity", "Mailing City", 40),
+        _text("MailingCountry", "Mailing Country", 80),
+        FieldDef("Birthdate", "date", "Birthdate"),
+        FieldDef("HasOptedOutOfEmail", "boolean", "Email Opt Out", nillable=False),
+        _picklist("LeadSource", "Lead Source", LEAD_SOURCES),
+        _description(),
+        FieldDef("LastActivityDate", "date", "Last Activity", createable=False, updateable=False),
+        _picklist("Preferred_Language__c", "Preferred Language", LANGUAGES, custom=True),
+        *_system_fields()[1:],
+    ]:
+        s.add(f)
+    return s
+
+
+def _campaign() -> ObjectSchema:
+    s = ObjectSchema("Campaign", "Campaign", "Campaigns", "701")
+    for f in [
+        _id(),
+        *_system_fields()[:1],
+        _text("Name", "Campaign Name", 80, nillable=False, name_field=True),
+        _picklist("Type", "Type", CAMPAIGN_TYPES),
+        _picklist("Status", "Status", CAMPAIGN_STATUSES),
+        FieldDef("IsActive", "boolean", "Active", nillable=False),
+        FieldDef("StartDate", "date", "Start Date"),
+        FieldDef("EndDate", "date", "End Date"),
+        *_system_fields()[1:],
+    ]:
+        s.add(f)
+    return s
+
+
+def _campaign_member() -> ObjectSchema:
+    s = ObjectSchema("CampaignMember", "Campaign Member", "Campaign Members", "00v")
+    for f in [
+        _id(),
+        *_system_fields()[:1],
+        FieldDef("CampaignId", "reference", "Campaign ID", length=18, nillable=False, updateable=False,
+                 reference_to=("Campaign",), relationship_name="Campaign"),
+        FieldDef("LeadId", "reference", "Lead ID", length=18, updateable=False, reference_to=("Lead",),
+                 relationship_name="Lead"),
+        FieldDef("ContactId", "reference", "Contact ID", length=18, updateable=False,
+                 reference_to=("Contact",), relationship_name="Contact"),
+        FieldDef("Status", "picklist", "Status", length=40, picklist_values=MEMBER_STATUSES,
+                 default_picklist_value=MEMBER_STATUSES[0]),
+        FieldDef("HasResponded", "boolean", "Responded", nillable=False, createable=False,
+                 updateable=False),
+        FieldDef("FirstRespondedDate", "date", "First Responded Date", createable=False, updateable=False),
+        # A campaign member's name and email are copied from its lead or contact and are read-only.
+        FieldDef("Email", "email", "Email", length=80, createable=False, updateable=False),
+        _text("FirstName", "First Name", 40, createable=False, updateable=False),
+        _text("LastName", "Last Name", 80, createable=False, updateable=False),
+        *_system_fields()[1:],
+    ]:
+        s.add(f)
+    return s
+
+
+def standard_schemas() -> dict[str, ObjectSchema]:
+    """Fresh, independent schemas for one org, keyed by object name."""
+    return {s.name: s for s in (_lead(), _contact(), _campaign(), _campaign_member())}

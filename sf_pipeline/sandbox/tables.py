@@ -1,0 +1,76 @@
+"""Column storage for one sObject: a list per field, one slot per row, rows in Id order.
+
+Rows are never removed (deletion is a soft delete), and a new row's Id encodes ``row + 1``, so
+``row_of`` is arithmetic and row order is Id order. Values are stored in the form the wire uses:
+text as ``str`` (empty text is ``None``, as in Salesforce), numbers as ``int``/``float``, booleans
+as ``bool``, dates as ``YYYY-MM-DD`` and datetimes as ``YYYY-MM-DDTHH:MM:SS.mmm+0000`` strings.
+Callers hold the org lock while writing; readers may read without it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sf_pipeline.sandbox.ids import counter_of, make_id, make_ids
+from sf_pipeline.sandbox.schema import ObjectSchema
+
+
+class Table:
+    def __init__(self, schema: ObjectSchema) -> None:
+        self.sobject = schema.name
+        self.prefix = schema.key_prefix
+        self.columns: dict[str, list[Any]] = {f.name: [] for f in schema.all_fields()}
+        self.defaults: dict[str, Any] = {f.name: (False if f.type == "boolean" else None)
+                                         for f in schema.all_fields()}
+        self.size = 0
+
+    @property
+    def ids(self) -> list[str]:
+        return self.columns["Id"]
+
+    def row_of(self, record_id: str) -> int | None:
+        counter = counter_of(record_id)
+        if counter is None or not 0 < counter <= self.size:
+            return None
+        row = counter - 1
+        return row if self.columns["Id"][row] == record_id else None
+
+    def append(self, values: dict[str, Any]) -> int:
+        row = self.size
+        for name, column in self.columns.items():
+            column.append(values.get(name, self.defaults[name]))
+        self.columns["Id"][row] = make_id(self.prefix, row + 1)
+        self.size = row + 1
+        return row
+
+    def extend(self, data: dict[str, list[Any]], count: int) -> list[str]:
+        """Append ``count`` rows from whole columns (missing columns get their default)."""
+        start = self.size
+        new_ids = make_ids(self.prefix, start + 1, count)
+        for name, column in self.columns.items():
+            if name == "Id":
+                column.extend(new_ids)
+            elif name in data:
+                values = data[name]
+                if len(values) != count:
+                    raise ValueError(f"column {name} has {len(values)} values, expected {count}")
+                column.extend(values)
+            else:
+                column.extend([self.defaults[name]] * count)
+        self.size = start + count
+        return new_ids
+
+    def record(self, row: int) -> dict[str, Any]:
+        return {name: column[row] for name, column in self.columns.items()}
+
+    def add_column(self, name: str, default: Any) -> None:
+        self.columns[name] = [default] * self.size
+        self.defaults[name] = default
+
+    def rename_column(self, old: str, new: str) -> None:
+        self.columns = {(new if k == old else k): v for k, v in self.columns.items()}
+        self.defaults = {(new if k == old else k): v for k, v in self.defaults.items()}
+
+    def drop_column(self, name: str) -> None:
+        del self.columns[name]
+        del self.defaults[name]

@@ -1,0 +1,275 @@
+"""A sync, stage by stage, with no Dagster in sight. The assets in ``sf_pipeline.defs`` call
+these three functions; tests and benchmarks can call ``run_sync`` directly."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from sf_pipeline import health
+from sf_pipeline.mapping import ObjectMapping, compile_object_mapping
+from sf_pipeline.rules import Rule, compile_where
+from sf_pipeline.salesforce.client import SalesforceClient
+from sf_pipeline.secrets import Cipher
+from sf_pipeline.settings import Settings
+from sf_pipeline.storage.database import Database
+from sf_pipeline.storage.integrations import get_integration
+from sf_pipeline.storage.models import FieldMapping, HealthResult, Integration, SyncRun
+from sf_pipeline.sync import lifecycle
+from sf_pipeline.sync.diff import ExistingUsers, diff_object
+from sf_pipeline.sync.extract import extract_object
+from sf_pipeline.sync.manifests import ChangeManifest, ExtractManifest
+from sf_pipeline.sync.plan import DEFAULT_LOOKBACK, ObjectPlan, plan_object
+from sf_pipeline.sync.upsert import apply_chunks
+
+log = logging.getLogger("sf_pipeline.sync")
+PROGRESS_EVERY_S = 0.5
+
+
+@dataclass
+class Services:
+    """Everything a stage needs, built once per process from settings."""
+
+    settings: Settings
+    database: Database
+    cipher: Cipher
+    open_client: Callable[[str], SalesforceClient]
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    lookback: Any = DEFAULT_LOOKBACK
+
+    def now(self) -> datetime:
+        return self.clock()
+
+
+def _mappings_for(integration: Integration) -> list[FieldMapping]:
+    return list(integration.mappings)
+
+
+def _mapping_key(mappings: list[FieldMapping], object_name: str) -> list[tuple[str, ...]]:
+    return [
+        (m.field, m.property, m.object_name or "", getattr(m, "type", None) or "")
+        for m in mappings
+        if m.object_name in (None, object_name)
+    ]
+
+
+def object_mappings(client: SalesforceClient, integration: Integration) -> dict[str, ObjectMapping]:
+    return {
+        obj.object_name: compile_object_mapping(obj.object_name, _mappings_for(integration), client.describe)
+        for obj in integration.objects
+    }
+
+
+def build_plans(
+    client: SalesforceClient, session: Session, integration: Integration, *, force_full: bool, lookback: Any
+) -> list[ObjectPlan]:
+    states = lifecycle.sync_states(session, integration)
+    mappings = _mappings_for(integration)
+    plans = []
+    for obj in integration.objects:
+        describe = client.describe(obj.object_name)
+        rules = [Rule(**r) for r in obj.rules or []]
+        where = compile_where(rules, obj.match, describe) if rules else None  # type: ignore[arg-type]
+        mapping = compile_object_mapping(obj.object_name, mappings, client.describe)
+        state = states.get(obj.object_name)
+        plans.append(
+            plan_object(
+                object_name=obj.object_name,
+                fields=mapping.soql_fields,
+                where=where,
+                mappings=_mapping_key(mappings, obj.object_name),
+                stored_watermark=state.watermark if state else None,
+                stored_fingerprint=state.config_fingerprint if state else None,
+                force_full=force_full,
+                lookback=lookback,
+            )
+        )
+    return plans
+
+
+def run_dir(services: Services, name: str, run_id: str) -> Path:
+    return services.settings.work_dir / name / run_id
+
+
+def extract(services: Services, name: str, run_id: str, *, full: bool = False) -> ExtractManifest:
+    start = time.perf_counter()
+    now = services.now()
+    with services.database.session() as session:
+        integration = get_integration(session, name)
+        lifecycle.begin_run(session, integration, run_id, full=full, now=now)
+        force_full = full or integration.full_sync_requested
+    out = run_dir(services, name, run_id)
+    shutil.rmtree(out, ignore_errors=True)  # a retried step starts its chunks afresh
+    _clear_old_runs(services, name, keep=run_id)
+    client = services.open_client(name)
+    preflight(services, client, name, run_id, now=now)
+    with services.database.session() as session:
+        integration = get_integration(session, name)
+        plans = build_plans(client, session, integration, force_full=force_full, lookback=services.lookback)
+    progress = _Progress(services, run_id)
+    objects = []
+    for plan in plans:
+        objects.append(
+            extract_object(client, plan, describe=client.describe, out_dir=out, on_page=progress.add,
+                           on_total=progress.add_total)
+        )
+    progress.flush()
+    return ExtractManifest(
+        integration=name,
+        run_id=run_id,
+        work_dir=str(out),
+        objects=objects,
+        api_calls=client.api_calls,
+        duration_s=round(time.perf_counter() - start, 3),
+    )
+
+
+def diff(services: Services, manifest: ExtractManifest) -> ChangeManifest:
+    start = time.perf_counter()
+    client = services.open_client(manifest.integration)
+    warnings: list[dict[str, str]] = []
+    changed = []
+    out = Path(manifest.work_dir)
+    with services.database.session() as session:
+        integration = get_integration(session, manifest.integration)
+        mappings = object_mappings(client, integration)
+        for extracted in manifest.objects:
+            existing = ExistingUsers(session, integration.project_id, integration.id, extracted.object_name)
+            changed.append(
+                diff_object(
+                    extracted,
+                    integration=integration.name,
+                    mapping=mappings[extracted.object_name],
+                    existing=existing,
+                    out_dir=out,
+                    warnings=warnings,
+                )
+            )
+    manifest.api_calls += client.api_calls
+    return ChangeManifest(
+        extract=manifest, objects=changed, warnings=warnings, duration_s=round(time.perf_counter() - start, 3)
+    )
+
+
+def upsert(services: Services, changes: ChangeManifest, *, started: float | None = None) -> dict[str, Any]:
+    name = changes.extract.integration
+    with services.database.session() as session:
+        integration = get_integration(session, name)
+        project_id, integration_id = integration.project_id, integration.id
+    now = services.now()
+    for obj in changes.objects:
+        apply_chunks(services.database.session, obj.chunk_paths, project_id=project_id,
+                     integration_id=integration_id, now=now)
+    duration = changes.extract.duration_s + changes.duration_s
+    with services.database.session() as session:
+        integration = get_integration(session, name)
+        summary = lifecycle.complete_run(session, integration, changes, now=services.now(),
+                                         duration_s=duration if started is None else time.perf_counter() - started)
+    shutil.rmtree(changes.extract.work_dir, ignore_errors=True)
+    return summary
+
+
+class HealthCheckFailed(Exception):
+    """A credentials or field-mappings check failed: the sync stops before writing anything."""
+
+
+def preflight(services: Services, client: SalesforceClient, name: str, run_id: str, *, now: datetime) -> None:
+    with services.database.session() as session:
+        integration = get_integration(session, name)
+        outcomes = health.evaluate(client, integration, lifecycle.sync_states(session, integration), now=now,
+                                   checks=health.PREFLIGHT_CHECKS)
+        health.store(session, integration, outcomes, now=now, run_id=run_id)
+        health.update_status(integration, outcomes)
+    failed = [o for o in outcomes if not o.passed]
+    if failed:
+        raise HealthCheckFailed("Health check failed before sync: " + "; ".join(
+            f"{o.name.value}: {o.description}" for o in failed))
+
+
+def check_health(
+    services: Services, name: str, run_id: str | None, checks: Sequence[health.CheckName] = health.ALL_CHECKS
+) -> list[health.CheckOutcome]:
+    """Evaluate and record the checks. Within a sync run, the preflight's results are reused
+    rather than asking Salesforce twice."""
+    now = services.now()
+    with services.database.session() as session:
+        integration = get_integration(session, name)
+        reused: dict[health.CheckName, health.CheckOutcome] = {}
+        if run_id is not None:
+            rows = session.scalars(select(HealthResult).where(HealthResult.run_id == run_id))
+            for row in rows:
+                details = dict(row.details)
+                description = str(details.pop("description", ""))
+                reused[health.CheckName(row.check_name)] = health.CheckOutcome(
+                    health.CheckName(row.check_name), row.passed, description, details)
+        todo = [c for c in checks if c not in reused]
+        client = services.open_client(name) if todo else None
+        fresh = (health.evaluate(client, integration, lifecycle.sync_states(session, integration), now=now,
+                                 checks=todo) if client is not None else [])
+        outcomes = {o.name: o for o in [*reused.values(), *fresh]}
+        ordered = [outcomes[c] for c in checks]
+        health.store(session, integration, fresh, now=now, run_id=run_id)
+        health.update_status(integration, ordered)
+    return ordered
+
+
+def record_failure(services: Services, name: str, run_id: str, error: str, *, duration_s: float | None) -> None:
+    with services.database.session() as session:
+        integration = get_integration(session, name)
+        lifecycle.fail_run(session, integration, run_id, error, now=services.now(), duration_s=duration_s)
+
+
+def run_sync(services: Services, name: str, run_id: str, *, full: bool = False) -> dict[str, Any]:
+    """All three stages in one call (tests and benchmarks of the core; Dagster runs them as assets)."""
+    started = time.perf_counter()
+    try:
+        changes = diff(services, extract(services, name, run_id, full=full))
+        return upsert(services, changes, started=started)
+    except Exception as exc:
+        record_failure(services, name, run_id, str(exc), duration_s=time.perf_counter() - started)
+        raise
+
+
+class _Progress:
+    """Writes fetched/total to the run row about twice a second, for ``sf-pipeline sync``'s bar."""
+
+    def __init__(self, services: Services, run_id: str) -> None:
+        self.services = services
+        self.run_id = run_id
+        self.fetched = 0
+        self.total = 0
+        self._last = 0.0
+
+    def add_total(self, total: int) -> None:
+        self.total += total
+        self.flush()
+
+    def add(self, n: int) -> None:
+        self.fetched += n
+        if time.monotonic() - self._last >= PROGRESS_EVERY_S:
+            self.flush()
+
+    def flush(self) -> None:
+        self._last = time.monotonic()
+        with self.services.database.session() as session:
+            session.execute(
+                update(SyncRun).where(SyncRun.run_id == self.run_id).values(fetched=self.fetched, total=self.total)
+            )
+
+
+def _clear_old_runs(services: Services, name: str, *, keep: str) -> None:
+    """Chunks of runs that died are useless once a new run starts (no two runs overlap)."""
+    base = services.settings.work_dir / name
+    if base.exists():
+        for child in base.iterdir():
+            if child.name != keep:
+                shutil.rmtree(child, ignore_errors=True)
