@@ -17,9 +17,10 @@ value that converts, in mapping order, wins.
 
 from __future__ import annotations
 
+import builtins
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
@@ -31,7 +32,6 @@ from sf_pipeline.salesforce.describe import (
     DATETIME_TYPES,
     LIST_TYPES,
     NUMBER_TYPES,
-    STRING_TYPES,
     FieldInfo,
     ObjectDescribe,
 )
@@ -59,13 +59,14 @@ _EXACT_FLOAT_INT = 2**53
 
 
 class MappingLike(Protocol):
-    @property
+    # builtins.property: a member named ``property`` shadows the decorator inside this class.
+    @builtins.property
     def field(self) -> str: ...
-    @property
+    @builtins.property
     def property(self) -> str: ...
-    @property
+    @builtins.property
     def object_name(self) -> str | None: ...
-    @property
+    @builtins.property
     def type(self) -> str | None: ...
 
 
@@ -118,7 +119,8 @@ def resolve_field(
         found = describe(lookup.reference_to[0]).field(name)
         if found is None:
             return None
-        return ResolvedField(f"{lookup.relationship_name}.{found.name}", lookup.relationship_name, found.name, found)
+        relationship = lookup.relationship_name
+        return ResolvedField(f"{relationship}.{found.name}", relationship, found.name, found)
     found = owner.field(name)
     return None if found is None else ResolvedField(found.name, None, found.name, found)
 
@@ -136,7 +138,7 @@ def property_type(resolved: ResolvedField, spec: MappingLike) -> str:
         raise ValueError(f"unknown type {spec.type!r}; expected one of {', '.join(PROPERTY_TYPES)}")
     if spec.property in TOP_LEVEL:
         if spec.type not in (None, "string"):
-            raise ValueError(f"{spec.property!r} is a top-level text field of the user; it cannot be a {spec.type}")
+            raise ValueError(f"{spec.property!r} is a top-level text field of the user, not a {spec.type}")
         return "string"
     wanted = spec.type or natural_type(resolved.info)
     accepted = _ACCEPTS[wanted]
@@ -151,7 +153,7 @@ def property_type(resolved: ResolvedField, spec: MappingLike) -> str:
 def _source_kind(info: FieldInfo) -> str:
     t = info.type
     if t in UNMAPPABLE_TYPES:
-        raise ValueError(f"{info.name} is a {t} field, which cannot be mapped; map its component fields instead")
+        raise ValueError(f"{info.name} is a {t} field, which cannot be mapped; map its parts instead")
     if t in NUMBER_TYPES:
         return "number"
     if t in BOOLEAN_TYPES:
@@ -164,7 +166,7 @@ def _source_kind(info: FieldInfo) -> str:
         return "array"
     if t == "time":
         return "time"
-    return "string"  # STRING_TYPES and anything else text-shaped (anyType, formula results, ...)
+    return "string"  # the text-like types, and anything else text-shaped (anyType, ...)
 
 
 _TEXT_KINDS = frozenset({"string", "time"})
@@ -175,8 +177,6 @@ _ACCEPTS: dict[str, frozenset[str]] = {
     "date": _TEXT_KINDS | {"date", "datetime"},
     "array": _TEXT_KINDS | {"array"},
 }
-assert set(_ACCEPTS) == set(PROPERTY_TYPES)
-assert STRING_TYPES  # text-like types fall through to "string" in _source_kind
 
 
 # --- values ----------------------------------------------------------------------------------------
@@ -274,9 +274,7 @@ def _iso_datetime(value: Any) -> str:
 
 def _date_from_text(value: Any) -> str:
     text = str(value).strip()
-    if _DATE.fullmatch(text):
-        return _iso_date(text)
-    return _iso_datetime(text)
+    return text if _DATE.fullmatch(text) else _iso_datetime(text)
 
 
 def _text(value: Any) -> str:
@@ -295,53 +293,48 @@ def _split_multipicklist(value: Any) -> list[str]:
     return value.split(";")
 
 
-def _value_converter(kind: str, wanted: str) -> Converter:
-    if wanted == "string":
-        if kind == "date":
-            return _iso_date
-        if kind == "datetime":
-            return _iso_datetime
-        return _text
+def _single_item(value: Any) -> list[str]:
+    return [_text(value)]
+
+
+def _converter(kind: str, wanted: str, prop: str) -> Converter:
+    """The function that turns one raw value of a ``kind`` field into a ``wanted`` property value,
+    with the property's limits, raising _Drop when the value does not fit."""
     if wanted == "number":
         return _number
     if wanted == "boolean":
         return _boolean_from_text
-    if wanted == "date":
+    if wanted == "array":
+        split = _split_multipicklist if kind == "array" else _single_item
+
+        def items(value: Any) -> list[str]:
+            result = split(value)
+            if any(len(item) > MAX_STRING_LENGTH for item in result):
+                raise _Drop(f"an item is longer than {MAX_STRING_LENGTH:,} characters")
+            return result
+
+        return items
+    if wanted == "date" or kind in ("date", "datetime"):
         return {"date": _iso_date, "datetime": _iso_datetime}.get(kind, _date_from_text)
-    if kind == "array":
-        return _split_multipicklist
-    return lambda value: [_text(value)]
-
-
-def _limited(convert: Converter, prop: str) -> Converter:
-    """Add the property's limits: text length, and the top-level fields' own rules."""
     limit = TOP_LEVEL_MAX_LENGTH.get(prop, MAX_STRING_LENGTH)
+    too_long = f"longer than {limit:,} characters"
 
-    def checked_text(value: Any) -> Any:
-        result = convert(value)
-        if type(result) is str and len(result) > limit:
-            raise _Drop(f"longer than {limit:,} characters")
+    def text(value: Any) -> str:
+        result = value if type(value) is str else _text(value)
+        if len(result) > limit:
+            raise _Drop(too_long)
         return result
 
-    def checked_email(value: Any) -> Any:
-        result = checked_text(value)
+    if prop != "email":
+        return text
+
+    def email(value: Any) -> str:
+        result = text(value)
         if not is_valid_email(result):
             raise _Drop("not a valid email address")
         return result
 
-    def checked_list(value: Any) -> Any:
-        result = convert(value)
-        if any(len(item) > MAX_STRING_LENGTH for item in result):
-            raise _Drop(f"an item is longer than {MAX_STRING_LENGTH:,} characters")
-        return result
-
-    if prop == "email":
-        return checked_email
-    if convert is _split_multipicklist or getattr(convert, "__name__", "") == "<lambda>":
-        return checked_list
-    if convert in (_number, _boolean_from_text):
-        return convert
-    return checked_text
+    return email
 
 
 def _preview(value: Any) -> str:
@@ -466,7 +459,7 @@ def compile_object_mapping(
             wanted = property_type(resolved, spec)
         except ValueError as exc:
             raise ConfigError(str(exc), key=f"{key}.type" if spec.type else f"{key}.field") from exc
-        convert = _limited(_value_converter(_source_kind(resolved.info), wanted), spec.property)
+        convert = _converter(_source_kind(resolved.info), wanted, spec.property)
         fields[resolved.path] = None
         sources.setdefault(spec.property, []).append(
             (resolved.relationship, resolved.name, convert, resolved.path)
@@ -475,8 +468,3 @@ def compile_object_mapping(
             opt_out.add(spec.property)
     plan = tuple((prop, tuple(found)) for prop, found in sources.items())
     return ObjectMapping(object_name, tuple(fields), plan, frozenset(opt_out), tuple(skipped))
-
-
-def mapped_fields(mappings: Iterable[MappingLike]) -> list[str]:
-    """The distinct Salesforce fields the mappings name, in order (as written)."""
-    return list(dict.fromkeys(spec.field for spec in mappings))

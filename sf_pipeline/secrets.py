@@ -87,6 +87,8 @@ def read_or_create_key_file(path: Path) -> bytes:
 def _read_key(path: Path) -> bytes:
     key = path.read_bytes().strip()
     if not key:
-        raise ConfigError(f"the key file {path} is empty: restore the key (deleting the file makes a new key, and every "
-            "integration must then be reconnected)")
+        raise ConfigError(
+            f"the key file {path} is empty: restore the key (deleting the file makes a new key, and "
+            "every integration must then be reconnected)"
+        )
     return key

@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from ipaddress import ip_address
@@ -289,11 +289,12 @@ def load_credentials(session: Session, name: str, cipher: Cipher) -> StoredCrede
             f"(`sf-pipeline integration connect {name} ...`)"
         )
     session.refresh(credential)  # another process may have rotated the tokens since this session read them
+    access_token = credential.access_token_enc
     return StoredCredentials(
         client_id=credential.client_id,
         client_secret=cipher.decrypt(credential.client_secret_enc),
         refresh_token=cipher.decrypt(credential.refresh_token_enc),
-        access_token=None if credential.access_token_enc is None else cipher.decrypt(credential.access_token_enc),
+        access_token=None if access_token is None else cipher.decrypt(access_token),
         instance_url=credential.instance_url,
         identity_url=credential.identity_url,
         org_id=credential.org_id,
@@ -338,8 +339,3 @@ def update_tokens(
         raise NotFoundError(f"integration {name!r} has no Salesforce credentials to update")
     return False
 
-
-def objects_in_order(names: Sequence[str]) -> list[str]:
-    """Object names in the order Spotzee lists them (Lead, Contact, CampaignMember)."""
-    order = {"Lead": 0, "Contact": 1, "CampaignMember": 2}
-    return sorted(names, key=lambda n: (order.get(n, len(order)), n))
