@@ -59,6 +59,9 @@ _EXACT_FLOAT_INT = 2**53
 
 
 class MappingLike(Protocol):
+    """A ``MappingSpec`` or a stored ``FieldMapping`` row. An optional ``type`` attribute is read if
+    present; stored rows carry the type inside ``property`` (see ``stored_property``)."""
+
     # builtins.property: a member named ``property`` shadows the decorator inside this class.
     @builtins.property
     def field(self) -> str: ...
@@ -66,8 +69,6 @@ class MappingLike(Protocol):
     def property(self) -> str: ...
     @builtins.property
     def object_name(self) -> str | None: ...
-    @builtins.property
-    def type(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,25 @@ class MappingSpec:
     property: str
     object_name: str | None = None
     type: str | None = None
+
+
+# FieldMapping (the stored row) has no column for a mapping's optional type yet, so the type rides in
+# its property column as "property:type" (property names never contain ':'). These two functions
+# are the only places that know.
+
+
+def stored_property(spec: MappingSpec) -> str:
+    """What ``FieldMapping.property`` holds for ``spec``."""
+    return spec.property if spec.type is None else f"{spec.property}:{spec.type}"
+
+
+def as_spec(mapping: MappingLike) -> MappingSpec:
+    """A ``MappingSpec`` for a spec or a stored row (decoding a type kept in ``property``)."""
+    if isinstance(mapping, MappingSpec):
+        return mapping
+    explicit = getattr(mapping, "type", None)
+    prop, _, stored_type = mapping.property.partition(":")
+    return MappingSpec(mapping.field, prop, mapping.object_name, explicit or stored_type or None)
 
 
 def default_mappings() -> list[MappingSpec]:
@@ -131,7 +151,7 @@ def natural_type(info: FieldInfo) -> str:
     return {"datetime": "date", "time": "string"}.get(kind, kind)
 
 
-def property_type(resolved: ResolvedField, spec: MappingLike) -> str:
+def property_type(resolved: ResolvedField, spec: MappingSpec) -> str:
     """The destination type of a mapping, checked: raises ValueError with the reason if impossible."""
     kind = _source_kind(resolved.info)
     if spec.type is not None and spec.type not in PROPERTY_TYPES:
@@ -443,7 +463,7 @@ def compile_object_mapping(
     sources: dict[str, list[_Source]] = {}
     opt_out: set[str] = set()
     skipped: list[str] = []
-    for index, spec in enumerate(mappings):
+    for index, spec in enumerate(map(as_spec, mappings)):
         if not applies_to(spec, object_name):
             continue
         key = f"mappings[{index}]"

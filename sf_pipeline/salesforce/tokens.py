@@ -12,6 +12,8 @@ them, so a rotated refresh token is never replaced by one Salesforce has already
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -22,6 +24,9 @@ from sf_pipeline.salesforce.oauth import ClientCredentials, TokenResponse, refre
 from sf_pipeline.secrets import Cipher
 from sf_pipeline.storage.database import Database
 from sf_pipeline.storage.integrations import StoredCredentials, load_credentials, update_tokens
+
+# Seconds to wait, in turn, for a concurrent refresher to store the tokens it got.
+_REVOKED_RECHECK_DELAYS = (0.0, 0.1, 0.25, 0.5, 1.0)
 
 
 @dataclass(frozen=True)
@@ -98,11 +103,13 @@ class DatabaseTokenSource:
         integration_name: str,
         *,
         session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.database = database
         self.integration_name = integration_name
         self._cipher = cipher
         self._session = session
+        self._sleep = sleep
         self._lock = threading.Lock()
         self._grant: AccessGrant | None = None
         self.refreshes = 0
@@ -139,12 +146,15 @@ class DatabaseTokenSource:
                 integration=self.integration_name,
             )
         except CredentialsRevokedError:
-            # With rotation on, a concurrent refresher may have spent this refresh token: if the
-            # stored credentials moved on meanwhile, theirs are good.
-            latest = self._load()
-            adopted = _stored_grant(latest)
-            if latest.version != stored.version and adopted is not None:
-                return adopted
+            # With rotation on, Salesforce retires a refresh token as soon as it is used: a
+            # concurrent refresher may have spent it and not yet stored its result. Give it a
+            # moment; if the stored credentials move on, theirs are good.
+            for delay in _REVOKED_RECHECK_DELAYS:
+                self._sleep(delay)
+                latest = self._load()
+                adopted = _stored_grant(latest)
+                if latest.version != stored.version and adopted is not None:
+                    return adopted
             raise
         self.refreshes += 1
         with self.database.session() as session:

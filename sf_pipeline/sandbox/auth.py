@@ -207,7 +207,8 @@ class Auth:
     def _password_grant(self, form: Mapping[str, str]) -> Grant:
         password = form.get("password", "")
         if form.get("username") != self.user.username or password not in (
-            self.user.password, self.user.password + self.user.security_token
+            self.user.password,
+            self.user.password + self.user.security_token,
         ):
             raise OAuthError("invalid_grant", "authentication failure")
         return self._new_access("api id", None, include_refresh=False)
@@ -240,9 +241,9 @@ class Auth:
                     if access.refresh_token == token:
                         access.valid = False
                 return "refresh"
-            access = self._access.get(token)
-            if access is not None:
-                access.valid = False
+            session = self._access.get(token)
+            if session is not None:
+                session.valid = False
                 return "access"
         raise OAuthError("unsupported_token_type", "this token type is not supported")
 

@@ -10,8 +10,11 @@
     ├── QueryTimeout                  400
     ├── InvalidQueryLocator           400
     ├── BadRequest                    400  (bad JSON, bad body)
+    ├── InvalidControlRequest         400  (control API misuse)
     ├── NotFound                      404
+    ├── ControlAuthRequired           401  (control API without its secret)
     ├── MethodNotAllowed              405
+    ├── LengthRequired                411
     ├── RequestTooLarge               413
     ├── UnknownException              500
     └── ServerUnavailable             503
@@ -76,6 +79,18 @@ class InvalidQueryLocator(SandboxError):
 
 class BadRequest(SandboxError):
     error_code, status = "JSON_PARSER_ERROR", 400
+
+
+class InvalidControlRequest(SandboxError):
+    error_code, status = "INVALID_CONTROL_REQUEST", 400
+
+
+class ControlAuthRequired(SandboxError):
+    error_code, status = "INVALID_AUTH_HEADER", 401
+
+
+class LengthRequired(SandboxError):
+    error_code, status = "LENGTH_REQUIRED", 411
 
 
 class NotFound(SandboxError):

@@ -16,8 +16,17 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal, get_args
 
 EndpointKind = Literal[
-    "query", "query_more", "describe", "limits", "token", "identity", "authorize", "revoke", "versions",
-    "control", "unknown",
+    "query",
+    "query_more",
+    "describe",
+    "limits",
+    "token",
+    "identity",
+    "authorize",
+    "revoke",
+    "versions",
+    "control",
+    "unknown",
 ]
 FaultKind = Literal["latency", "status", "drop", "query_timeout"]
 ENDPOINT_KINDS: tuple[str, ...] = get_args(EndpointKind)

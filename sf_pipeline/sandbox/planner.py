@@ -110,10 +110,11 @@ def _sorted(rows: list[int], key: SortKey) -> list[int]:
 class _LazyRelation:
     """A relationship group whose item list is still being filled while SELECT is resolved."""
 
-    def __init__(self, name: str, sobject: str, items: list[OutField | _LazyRelation], ref_column: list[Any],
-                 target: Table) -> None:
+    def __init__(
+        self, name: str, sobject: str, items: list[OutField | _LazyRelation], ref_get: Getter, target: Table
+    ) -> None:
         self.name, self.sobject, self.items = name, sobject, items
-        self.ref_column, self.target = ref_column, target
+        self.ref_get, self.target = ref_get, target
 
 
 @dataclass(frozen=True)
@@ -130,10 +131,14 @@ class _Compiler:
         self.today = today
         root = catalog.schema(query.sobject)
         if root is None:
-            raise error(InvalidType, query.text, query.sobject_pos,
-                        f"sObject type '{query.sobject}' is not supported. If you are attempting to use a "
-                        "custom object, be sure to append the '__c' after the entity name. Please reference "
-                        "your WSDL or the describe call for the appropriate names.")
+            raise error(
+                InvalidType,
+                query.text,
+                query.sobject_pos,
+                f"sObject type '{query.sobject}' is not supported. If you are attempting to use a "
+                "custom object, be sure to append the '__c' after the entity name. Please reference "
+                "your WSDL or the describe call for the appropriate names.",
+            )
         self.root = root
 
     def fail(self, cls: type[SandboxError], pos: int, detail: str) -> SandboxError:
@@ -142,32 +147,43 @@ class _Compiler:
     def resolve(self, path: FieldPath) -> _Resolved:
         parts = list(path.parts)
         schema = self.root
-        if len(parts) > 1 and parts[0].lower() == schema.name.lower() and schema.relationship(parts[0]) is None:
+        if (
+            len(parts) > 1
+            and parts[0].lower() == schema.name.lower()
+            and schema.relationship(parts[0]) is None
+        ):
             parts = parts[1:]  # "SELECT Lead.Email FROM Lead" names the queried object itself
         chain: list[tuple[FieldDef, ObjectSchema]] = []
         for part in parts[:-1]:
             ref = schema.relationship(part)
             target = self.catalog.schema(ref.reference_to[0]) if ref else None
             if ref is None or target is None:
-                raise self.fail(InvalidField, path.pos,
-                                f"Didn't understand relationship '{part}' in field path. If you are attempting "
-                                "to use a custom relationship, be sure to append the '__r' after the custom "
-                                "relationship name. Please reference your WSDL or the describe call for the "
-                                "appropriate names.")
+                raise self.fail(
+                    InvalidField,
+                    path.pos,
+                    f"Didn't understand relationship '{part}' in field path. If you are attempting "
+                    "to use a custom relationship, be sure to append the '__r' after the custom "
+                    "relationship name. Please reference your WSDL or the describe call for the "
+                    "appropriate names.",
+                )
             chain.append((ref, target))
             schema = target
         found = schema.field(parts[-1])
         if found is None:
-            raise self.fail(InvalidField, path.pos,
-                            f"No such column '{parts[-1]}' on entity '{schema.name}'. If you are attempting "
-                            "to use a custom field, be sure to append the '__c' after the custom field name. "
-                            "Please reference your WSDL or the describe call for the appropriate names.")
-        get: Getter = self.catalog.table(schema.name).columns[found.name].__getitem__
+            raise self.fail(
+                InvalidField,
+                path.pos,
+                f"No such column '{parts[-1]}' on entity '{schema.name}'. If you are attempting "
+                "to use a custom field, be sure to append the '__c' after the custom field name. "
+                "Please reference your WSDL or the describe call for the appropriate names.",
+            )
+        get: Getter = self.catalog.table(schema.name).getter(found.name)
         owner = self.root
         hops = []
         for ref, target in chain:
-            hops.append((self.catalog.table(owner.name).columns[ref.name].__getitem__,
-                         self.catalog.table(target.name).row_of))
+            hops.append(
+                (self.catalog.table(owner.name).getter(ref.name), self.catalog.table(target.name).row_of)
+            )
             owner = target
         for ref_get, row_of in reversed(hops):
             get = _through(ref_get, row_of, get)
@@ -181,7 +197,7 @@ class _Compiler:
         groups: dict[tuple[str, ...], list[OutField | _LazyRelation]] = {(): root_items}
         for path in paths:
             resolved = self.resolve(path)
-            key = tuple(ref.relationship_name or "" for ref, _ in resolved.chain) + (resolved.field.name,)
+            key = (*tuple(ref.relationship_name or "" for ref, _ in resolved.chain), resolved.field.name)
             if key in seen:
                 raise self.fail(MalformedQuery, path.pos, f"duplicate field selected: {path.text}")
             seen.add(key)
@@ -189,19 +205,31 @@ class _Compiler:
             owner = self.root
             for ref, target in resolved.chain:
                 name = ref.relationship_name or ref.name
-                if prefix + (name,) not in groups:
+                if (*prefix, name) not in groups:
                     items: list[OutField | _LazyRelation] = []
-                    groups[prefix + (name,)] = items
-                    groups[prefix].append(_LazyRelation(name, target.name, items,
-                                                        self.catalog.table(owner.name).columns[ref.name],
-                                                        self.catalog.table(target.name)))
-                prefix = prefix + (name,)
+                    groups[(*prefix, name)] = items
+                    groups[prefix].append(
+                        _LazyRelation(
+                            name,
+                            target.name,
+                            items,
+                            self.catalog.table(owner.name).getter(ref.name),
+                            self.catalog.table(target.name),
+                        )
+                    )
+                prefix = (*prefix, name)
                 owner = target
             table = self.catalog.table(owner.name)
-            groups[prefix].append(OutField(resolved.field.name, table.columns[resolved.field.name].__getitem__,
-                                           encoder_for(resolved.field.type)))
-        return Projection(self.root.name, self.catalog.table(self.root.name).ids.__getitem__,
-                          tuple(_freeze(item) for item in root_items))
+            groups[prefix].append(
+                OutField(
+                    resolved.field.name, table.getter(resolved.field.name), encoder_for(resolved.field.type)
+                )
+            )
+        return Projection(
+            self.root.name,
+            self.catalog.table(self.root.name).ids.__getitem__,
+            tuple(_freeze(item) for item in root_items),
+        )
 
     # -- ORDER BY -----------------------------------------------------------------------------------
 
@@ -210,13 +238,19 @@ class _Compiler:
         for item in self.q.order_by:
             resolved = self.resolve(item.path)
             if not resolved.field.sortable:
-                raise self.fail(InvalidField, item.path.pos,
-                                f"field '{resolved.field.name}' can not be sorted in a query call")
+                raise self.fail(
+                    InvalidField,
+                    item.path.pos,
+                    f"field '{resolved.field.name}' can not be sorted in a query call",
+                )
             fold = resolved.field.is_text and resolved.field.type not in ("id", "reference")
             keys.append(SortKey(resolved.get, item.descending, item.nulls_first, fold))
         # Rows start in Id order and every sort is stable: a trailing "Id ASC" changes nothing.
-        while keys and keys[-1].get == self.catalog.table(self.root.name).ids.__getitem__ and \
-                not keys[-1].descending:
+        while (
+            keys
+            and keys[-1].get == self.catalog.table(self.root.name).ids.__getitem__
+            and not keys[-1].descending
+        ):
             keys.pop()
         return tuple(keys)
 
@@ -240,8 +274,11 @@ class _Compiler:
         allowed = _OPERATORS[kind]
         if cmp.op not in allowed:
             if cmp.op == "LIKE":
-                detail = "invalid operator on multipicklist field" if kind == "multi" else \
-                    "LIKE operator only valid on string field"
+                detail = (
+                    "invalid operator on multipicklist field"
+                    if kind == "multi"
+                    else "LIKE operator only valid on string field"
+                )
             else:
                 detail = f"invalid operator on {f.type} field"
             raise self.fail(InvalidQueryFilterOperator, cmp.pos, detail)
@@ -352,15 +389,20 @@ class _Compiler:
 def _freeze(item: OutField | _LazyRelation) -> OutField | OutRelation:
     if not isinstance(item, _LazyRelation):
         return item
-    ref_get = item.ref_column.__getitem__
+    ref_get = item.ref_get
     row_of = item.target.row_of
 
     def parent_row(i: int) -> int | None:
         ref = ref_get(i)
         return None if ref is None else row_of(ref)
 
-    return OutRelation(item.name, item.sobject, parent_row, item.target.ids.__getitem__,
-                       tuple(_freeze(x) for x in item.items))
+    return OutRelation(
+        item.name,
+        item.sobject,
+        parent_row,
+        item.target.ids.__getitem__,
+        tuple(_freeze(x) for x in item.items),
+    )
 
 
 def _through(ref_get: Getter, row_of: Callable[[str], int | None], inner: Getter) -> Getter:
@@ -396,16 +438,32 @@ _OPERATORS = {
     "datetime": _RANGE,
     "boolean": ("=", "!="),
 }
-_LITERAL_KINDS = {"text": "string", "id": "string", "multi": "string", "number": "number",
-                  "boolean": "boolean", "date": "date", "datetime": "datetime"}
-_TYPE_NAMES = {"text": "string", "id": "id", "multi": "string", "number": "double", "boolean": "boolean",
-               "date": "date", "datetime": "dateTime"}
+_LITERAL_KINDS = {
+    "text": "string",
+    "id": "string",
+    "multi": "string",
+    "number": "number",
+    "boolean": "boolean",
+    "date": "date",
+    "datetime": "datetime",
+}
+_TYPE_NAMES = {
+    "text": "string",
+    "id": "id",
+    "multi": "string",
+    "number": "double",
+    "boolean": "boolean",
+    "date": "date",
+    "datetime": "dateTime",
+}
 
 
 def _type_message(f: FieldDef, kind: str) -> str:
     quoted = kind in ("text", "id", "multi")
-    return (f"value of filter criterion for field '{f.name}' must be of type {_TYPE_NAMES[kind]} and should "
-            f"{'' if quoted else 'not '}be enclosed in quotes")
+    return (
+        f"value of filter criterion for field '{f.name}' must be of type {_TYPE_NAMES[kind]} and should "
+        f"{'' if quoted else 'not '}be enclosed in quotes"
+    )
 
 
 def _all(preds: list[Predicate]) -> Predicate:
@@ -439,8 +497,10 @@ def _includes(get: Getter, wanted: list[frozenset[str]], exclude: bool) -> Predi
 
 def _compare(get: Getter, op: str, lit: Any, *, fold: bool, multi: bool) -> Predicate:
     if multi:
+
         def as_set(v: str) -> frozenset[str]:
             return frozenset(p.strip().lower() for p in v.split(";"))
+
         if op == "=":
             return lambda i: (v := get(i)) is not None and as_set(v) == lit
         return lambda i: (v := get(i)) is None or as_set(v) != lit

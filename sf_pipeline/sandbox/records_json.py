@@ -80,8 +80,9 @@ class Projection:
     items: tuple[OutField | OutRelation, ...]
 
 
-def _render(sobject: str, id_get: Getter, items: Sequence[OutField | OutRelation], rows: list[int],
-            version: str) -> list[str]:
+def _render(
+    sobject: str, id_get: Getter, items: Sequence[OutField | OutRelation], rows: list[int], version: str
+) -> list[str]:
     columns: list[list[str]] = []
     for item in items:
         if isinstance(item, OutField):
@@ -91,9 +92,8 @@ def _render(sobject: str, id_get: Getter, items: Sequence[OutField | OutRelation
         present = [p for p in parents if p is not None]
         rendered = iter(_render(item.sobject, item.id_get, item.items, present, version))
         columns.append(["null" if p is None else next(rendered) for p in parents])
-    head = '{"attributes":{"type":"%s","url":"/services/data/v%s/sobjects/%s/%%s"}' % (
-        sobject, version, sobject)
-    template = head + "".join(',"%s":%%s' % item.name for item in items) + "}"
+    head = f'{{"attributes":{{"type":"{sobject}","url":"/services/data/v{version}/sobjects/{sobject}/%s"}}'
+    template = head + "".join(f',"{item.name}":%s' for item in items) + "}"
     return [template % values for values in zip(map(id_get, rows), *columns, strict=True)]
 
 
@@ -104,8 +104,8 @@ def render_records(projection: Projection, rows: list[int], version: str) -> str
 
 def page_json(*, total: int, records: str, next_url: str | None) -> str:
     if next_url is None:
-        return '{"totalSize":%d,"done":true,"records":[%s]}' % (total, records)
-    return '{"totalSize":%d,"done":false,"nextRecordsUrl":"%s","records":[%s]}' % (total, next_url, records)
+        return f'{{"totalSize":{total},"done":true,"records":[{records}]}}'
+    return f'{{"totalSize":{total},"done":false,"nextRecordsUrl":"{next_url}","records":[{records}]}}'
 
 
 def render_record_dicts(projection: Projection, rows: list[int], version: str) -> list[dict[str, Any]]:

@@ -112,19 +112,33 @@ class ObjectSchema:
 
 
 def _id() -> FieldDef:
-    return FieldDef("Id", "id", "Record ID", length=18, nillable=False, createable=False, updateable=False,
-                    id_lookup=True)
+    return FieldDef(
+        "Id", "id", "Record ID", length=18, nillable=False, createable=False, updateable=False, id_lookup=True
+    )
 
 
 def _system_fields() -> list[FieldDef]:
     return [
         FieldDef("IsDeleted", "boolean", "Deleted", nillable=False, createable=False, updateable=False),
-        FieldDef("CreatedDate", "datetime", "Created Date", nillable=False, createable=False,
-                 updateable=False),
-        FieldDef("LastModifiedDate", "datetime", "Last Modified Date", nillable=False, createable=False,
-                 updateable=False),
-        FieldDef("SystemModstamp", "datetime", "System Modstamp", nillable=False, createable=False,
-                 updateable=False),
+        FieldDef(
+            "CreatedDate", "datetime", "Created Date", nillable=False, createable=False, updateable=False
+        ),
+        FieldDef(
+            "LastModifiedDate",
+            "datetime",
+            "Last Modified Date",
+            nillable=False,
+            createable=False,
+            updateable=False,
+        ),
+        FieldDef(
+            "SystemModstamp",
+            "datetime",
+            "System Modstamp",
+            nillable=False,
+            createable=False,
+            updateable=False,
+        ),
     ]
 
 
@@ -132,12 +146,24 @@ def _text(name: str, label: str, length: int, **kw: Any) -> FieldDef:
     return FieldDef(name, "string", label, length=length, **kw)
 
 
-def _picklist(name: str, label: str, values: tuple[str, ...], *, multi: bool = False,
-              default: str | None = None, custom: bool = False) -> FieldDef:
+def _picklist(
+    name: str,
+    label: str,
+    values: tuple[str, ...],
+    *,
+    multi: bool = False,
+    default: str | None = None,
+    custom: bool = False,
+) -> FieldDef:
     return FieldDef(
-        name, "multipicklist" if multi else "picklist", label,
-        length=4099 if multi else 255, picklist_values=values, default_picklist_value=default,
-        custom=custom, sortable=not multi,
+        name,
+        "multipicklist" if multi else "picklist",
+        label,
+        length=4099 if multi else 255,
+        picklist_values=values,
+        default_picklist_value=default,
+        custom=custom,
+        sortable=not multi,
     )
 
 
@@ -147,26 +173,53 @@ def _person_name_fields() -> list[FieldDef]:
         _picklist("Salutation", "Salutation", SALUTATIONS),
         _text("FirstName", "First Name", 40, compound_field_name="Name"),
         _text("LastName", "Last Name", 80, nillable=False, compound_field_name="Name"),
-        _text("Name", "Full Name", 121, createable=False, updateable=False, name_field=True,
-              calculated=True),
+        _text("Name", "Full Name", 121, createable=False, updateable=False, name_field=True, calculated=True),
     ]
 
 
 def _description() -> FieldDef:
     # Long text areas can be selected but neither filtered nor sorted.
-    return FieldDef("Description", "textarea", "Description", length=32000, filterable=False,
-                    sortable=False)
+    return FieldDef("Description", "textarea", "Description", length=32000, filterable=False, sortable=False)
 
 
 SALUTATIONS = ("Mr.", "Ms.", "Mrs.", "Dr.", "Prof.")
-LEAD_STATUSES = ("Open - Not Contacted", "Working - Contacted", "Closed - Converted",
-                 "Closed - Not Converted")
+LEAD_STATUSES = (
+    "Open - Not Contacted",
+    "Working - Contacted",
+    "Closed - Converted",
+    "Closed - Not Converted",
+)
 RATINGS = ("Hot", "Warm", "Cold")
-INDUSTRIES = ("Agriculture", "Apparel", "Banking", "Biotechnology", "Chemicals", "Communications",
-              "Construction", "Consulting", "Education", "Electronics", "Energy", "Engineering",
-              "Entertainment", "Finance", "Food & Beverage", "Government", "Healthcare", "Hospitality",
-              "Insurance", "Manufacturing", "Media", "Not For Profit", "Retail", "Technology",
-              "Telecommunications", "Transportation", "Utilities", "Other")
+INDUSTRIES = (
+    "Agriculture",
+    "Apparel",
+    "Banking",
+    "Biotechnology",
+    "Chemicals",
+    "Communications",
+    "Construction",
+    "Consulting",
+    "Education",
+    "Electronics",
+    "Energy",
+    "Engineering",
+    "Entertainment",
+    "Finance",
+    "Food & Beverage",
+    "Government",
+    "Healthcare",
+    "Hospitality",
+    "Insurance",
+    "Manufacturing",
+    "Media",
+    "Not For Profit",
+    "Retail",
+    "Technology",
+    "Telecommunications",
+    "Transportation",
+    "Utilities",
+    "Other",
+)
 LEAD_SOURCES = ("Web", "Phone Inquiry", "Partner Referral", "Purchased List", "Trade Show", "Other")
 INTERESTS = ("Product Updates", "Webinars", "Newsletters", "Events", "Promotions", "Case Studies")
 LANGUAGES = ("English", "German", "French", "Spanish", "Japanese", "Portuguese")
@@ -191,8 +244,15 @@ def _lead() -> ObjectSchema:
         FieldDef("Website", "url", "Website", length=255),
         _description(),
         _picklist("LeadSource", "Lead Source", LEAD_SOURCES),
-        FieldDef("Status", "picklist", "Status", length=255, nillable=False, picklist_values=LEAD_STATUSES,
-                 default_picklist_value=LEAD_STATUSES[0]),
+        FieldDef(
+            "Status",
+            "picklist",
+            "Status",
+            length=255,
+            nillable=False,
+            picklist_values=LEAD_STATUSES,
+            default_picklist_value=LEAD_STATUSES[0],
+        ),
         _picklist("Industry", "Industry", INDUSTRIES),
         _picklist("Rating", "Rating", RATINGS),
         FieldDef("AnnualRevenue", "currency", "Annual Revenue", precision=18, scale=0),
@@ -200,8 +260,16 @@ def _lead() -> ObjectSchema:
         FieldDef("HasOptedOutOfEmail", "boolean", "Email Opt Out", nillable=False),
         FieldDef("IsConverted", "boolean", "Converted", nillable=False, createable=False, updateable=False),
         FieldDef("ConvertedDate", "date", "Converted Date", createable=False, updateable=False),
-        FieldDef("ConvertedContactId", "reference", "Converted Contact ID", length=18, createable=False,
-                 updateable=False, reference_to=("Contact",), relationship_name="ConvertedContact"),
+        FieldDef(
+            "ConvertedContactId",
+            "reference",
+            "Converted Contact ID",
+            length=18,
+            createable=False,
+            updateable=False,
+            reference_to=("Contact",),
+            relationship_name="ConvertedContact",
+        ),
         FieldDef("LastActivityDate", "date", "Last Activity", createable=False, updateable=False),
         _picklist("Interests__c", "Interests", INTERESTS, multi=True, custom=True),
         FieldDef("Score__c", "double", "Score", precision=18, scale=2, custom=True),
@@ -260,16 +328,43 @@ def _campaign_member() -> ObjectSchema:
     for f in [
         _id(),
         *_system_fields()[:1],
-        FieldDef("CampaignId", "reference", "Campaign ID", length=18, nillable=False, updateable=False,
-                 reference_to=("Campaign",), relationship_name="Campaign"),
-        FieldDef("LeadId", "reference", "Lead ID", length=18, updateable=False, reference_to=("Lead",),
-                 relationship_name="Lead"),
-        FieldDef("ContactId", "reference", "Contact ID", length=18, updateable=False,
-                 reference_to=("Contact",), relationship_name="Contact"),
-        FieldDef("Status", "picklist", "Status", length=40, picklist_values=MEMBER_STATUSES,
-                 default_picklist_value=MEMBER_STATUSES[0]),
-        FieldDef("HasResponded", "boolean", "Responded", nillable=False, createable=False,
-                 updateable=False),
+        FieldDef(
+            "CampaignId",
+            "reference",
+            "Campaign ID",
+            length=18,
+            nillable=False,
+            updateable=False,
+            reference_to=("Campaign",),
+            relationship_name="Campaign",
+        ),
+        FieldDef(
+            "LeadId",
+            "reference",
+            "Lead ID",
+            length=18,
+            updateable=False,
+            reference_to=("Lead",),
+            relationship_name="Lead",
+        ),
+        FieldDef(
+            "ContactId",
+            "reference",
+            "Contact ID",
+            length=18,
+            updateable=False,
+            reference_to=("Contact",),
+            relationship_name="Contact",
+        ),
+        FieldDef(
+            "Status",
+            "picklist",
+            "Status",
+            length=40,
+            picklist_values=MEMBER_STATUSES,
+            default_picklist_value=MEMBER_STATUSES[0],
+        ),
+        FieldDef("HasResponded", "boolean", "Responded", nillable=False, createable=False, updateable=False),
         FieldDef("FirstRespondedDate", "date", "First Responded Date", createable=False, updateable=False),
         # A campaign member's name and email are copied from its lead or contact and are read-only.
         FieldDef("Email", "email", "Email", length=80, createable=False, updateable=False),

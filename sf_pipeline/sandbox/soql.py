@@ -39,15 +39,40 @@ ComparisonOp = Literal["=", "!=", "<", "<=", ">", ">=", "LIKE", "IN", "NOT IN", 
 LiteralKind = Literal["string", "number", "boolean", "null", "date", "datetime", "date_literal"]
 
 # Relative date literals; those ending in _N_ take ":n".
-DATE_LITERALS = frozenset({
-    "YESTERDAY", "TODAY", "TOMORROW", "LAST_WEEK", "THIS_WEEK", "NEXT_WEEK", "LAST_MONTH", "THIS_MONTH",
-    "NEXT_MONTH", "LAST_90_DAYS", "NEXT_90_DAYS", "THIS_QUARTER", "LAST_QUARTER", "NEXT_QUARTER",
-    "THIS_YEAR", "LAST_YEAR", "NEXT_YEAR",
-})
-DATE_LITERALS_N = frozenset({
-    "LAST_N_DAYS", "NEXT_N_DAYS", "N_DAYS_AGO", "LAST_N_WEEKS", "NEXT_N_WEEKS", "LAST_N_MONTHS",
-    "NEXT_N_MONTHS", "LAST_N_YEARS", "NEXT_N_YEARS",
-})
+DATE_LITERALS = frozenset(
+    {
+        "YESTERDAY",
+        "TODAY",
+        "TOMORROW",
+        "LAST_WEEK",
+        "THIS_WEEK",
+        "NEXT_WEEK",
+        "LAST_MONTH",
+        "THIS_MONTH",
+        "NEXT_MONTH",
+        "LAST_90_DAYS",
+        "NEXT_90_DAYS",
+        "THIS_QUARTER",
+        "LAST_QUARTER",
+        "NEXT_QUARTER",
+        "THIS_YEAR",
+        "LAST_YEAR",
+        "NEXT_YEAR",
+    }
+)
+DATE_LITERALS_N = frozenset(
+    {
+        "LAST_N_DAYS",
+        "NEXT_N_DAYS",
+        "N_DAYS_AGO",
+        "LAST_N_WEEKS",
+        "NEXT_N_WEEKS",
+        "LAST_N_MONTHS",
+        "NEXT_N_MONTHS",
+        "LAST_N_YEARS",
+        "NEXT_N_YEARS",
+    }
+)
 _UNSUPPORTED = frozenset({"GROUP", "HAVING", "WITH", "FOR", "USING", "TYPEOF", "FIELDS"})
 
 
@@ -149,8 +174,7 @@ def tokenize(text: str) -> list[Token]:
         m = _TOKEN.match(text, pos)
         if m is None:
             if text[pos] == "'":
-                raise error(MalformedQuery, text, pos, "line 1:%d mismatched character '<EOF>' expecting '''"
-                            % pos)
+                raise error(MalformedQuery, text, pos, f"line 1:{pos} unterminated string literal")
             raise error(MalformedQuery, text, pos, f"no viable alternative at character '{text[pos]}'")
         kind = m.lastgroup
         if kind != "ws":
@@ -190,9 +214,12 @@ def decode_string(value: Value, text: str, *, like: bool) -> str:
             plain = nxt
             i += 2
         else:
-            raise error(MalformedQuery, text, value.pos + 1 + i,
-                        "Invalid string literal '%s'. Illegal character sequence '\\%s' in string literal."
-                        % (body, nxt))
+            raise error(
+                MalformedQuery,
+                text,
+                value.pos + 1 + i,
+                f"Invalid string literal '{body}'. Illegal character sequence '\\{nxt}' in string literal.",
+            )
         out.append(re.escape(plain) if like else plain)
     return "".join(out)
 
@@ -244,6 +271,9 @@ class _Parser:
             raise self.unexpected()
         return self.advance()
 
+    def at_end(self) -> bool:
+        return self.tok.kind == "eof"
+
     def at_punct(self, ch: str) -> bool:
         return self.tok.kind == "punct" and self.tok.text == ch
 
@@ -272,7 +302,7 @@ class _Parser:
         if self.tok.keyword("OFFSET"):
             self.advance()
             offset = self.count_value()
-        if self.tok.kind != "eof":
+        if not self.at_end():
             raise self.unexpected()
         return Query(self.text, fields, obj.text, obj.pos, where, order, limit, offset)
 
@@ -318,7 +348,7 @@ class _Parser:
         items = [self.simple()]
         joiner: Literal["AND", "OR"] | None = None
         while self.tok.keyword("AND", "OR"):
-            word = "AND" if self.tok.keyword("AND") else "OR"
+            word: Literal["AND", "OR"] = "AND" if self.tok.keyword("AND") else "OR"
             if joiner is not None and word != joiner:
                 raise self.unexpected()
             joiner = word
@@ -379,15 +409,23 @@ class _Parser:
             try:
                 day = date.fromisoformat(tok.text)
             except ValueError:
-                raise error(MalformedQuery, self.text, tok.pos, f"line 1:{tok.pos} no viable alternative at "
-                            f"character '{tok.text}'") from None
+                raise error(
+                    MalformedQuery,
+                    self.text,
+                    tok.pos,
+                    f"line 1:{tok.pos} no viable alternative at character '{tok.text}'",
+                ) from None
             return Value("date", tok.text, tok.pos, day=day)
         if tok.kind == "datetime":
             try:
                 instant = _parse_datetime(tok.text)
             except ValueError:
-                raise error(MalformedQuery, self.text, tok.pos, f"line 1:{tok.pos} no viable alternative at "
-                            f"character '{tok.text}'") from None
+                raise error(
+                    MalformedQuery,
+                    self.text,
+                    tok.pos,
+                    f"line 1:{tok.pos} no viable alternative at character '{tok.text}'",
+                ) from None
             return Value("datetime", tok.text, tok.pos, instant=instant)
         if tok.kind == "ident":
             word = tok.text.upper()

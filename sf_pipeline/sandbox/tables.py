@@ -4,15 +4,19 @@ Rows are never removed (deletion is a soft delete), and a new row's Id encodes `
 ``row_of`` is arithmetic and row order is Id order. Values are stored in the form the wire uses:
 text as ``str`` (empty text is ``None``, as in Salesforce), numbers as ``int``/``float``, booleans
 as ``bool``, dates as ``YYYY-MM-DD`` and datetimes as ``YYYY-MM-DDTHH:MM:SS.mmm+0000`` strings.
-Callers hold the org lock while writing; readers may read without it.
+Derived fields (a person's ``Name``, a campaign member's copied ``Email``) are computed from
+other columns when read. Callers hold the org lock while writing; readers may read without it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sf_pipeline.sandbox.ids import counter_of, make_id, make_ids
 from sf_pipeline.sandbox.schema import ObjectSchema
+
+Getter = Callable[[int], Any]
 
 
 class Table:
@@ -20,9 +24,21 @@ class Table:
         self.sobject = schema.name
         self.prefix = schema.key_prefix
         self.columns: dict[str, list[Any]] = {f.name: [] for f in schema.all_fields()}
-        self.defaults: dict[str, Any] = {f.name: (False if f.type == "boolean" else None)
-                                         for f in schema.all_fields()}
+        self.defaults: dict[str, Any] = {
+            f.name: (False if f.type == "boolean" else None) for f in schema.all_fields()
+        }
+        self.derived: dict[str, Getter] = {}
         self.size = 0
+
+    def derive(self, name: str, get: Getter) -> None:
+        """Compute ``name`` from other columns instead of storing it."""
+        del self.columns[name]
+        del self.defaults[name]
+        self.derived[name] = get
+
+    def getter(self, name: str) -> Getter:
+        column = self.columns.get(name)
+        return column.__getitem__ if column is not None else self.derived[name]
 
     @property
     def ids(self) -> list[str]:
@@ -47,30 +63,39 @@ class Table:
         """Append ``count`` rows from whole columns (missing columns get their default)."""
         start = self.size
         new_ids = make_ids(self.prefix, start + 1, count)
+        for name in data:
+            if name not in self.columns:
+                raise KeyError(f"{self.sobject} has no stored column {name}")
+            if len(data[name]) != count:
+                raise ValueError(f"column {name} has {len(data[name])} values, expected {count}")
         for name, column in self.columns.items():
-            if name == "Id":
-                column.extend(new_ids)
-            elif name in data:
-                values = data[name]
-                if len(values) != count:
-                    raise ValueError(f"column {name} has {len(values)} values, expected {count}")
-                column.extend(values)
-            else:
+            values = new_ids if name == "Id" else data.get(name)
+            if values is None:
                 column.extend([self.defaults[name]] * count)
+            else:
+                column.extend(values)
         self.size = start + count
         return new_ids
 
     def record(self, row: int) -> dict[str, Any]:
-        return {name: column[row] for name, column in self.columns.items()}
+        values = {name: column[row] for name, column in self.columns.items()}
+        values.update((name, get(row)) for name, get in self.derived.items())
+        return values
 
     def add_column(self, name: str, default: Any) -> None:
         self.columns[name] = [default] * self.size
         self.defaults[name] = default
 
     def rename_column(self, old: str, new: str) -> None:
+        if old in self.derived:
+            self.derived = {(new if k == old else k): v for k, v in self.derived.items()}
+            return
         self.columns = {(new if k == old else k): v for k, v in self.columns.items()}
         self.defaults = {(new if k == old else k): v for k, v in self.defaults.items()}
 
     def drop_column(self, name: str) -> None:
+        if name in self.derived:
+            del self.derived[name]
+            return
         del self.columns[name]
         del self.defaults[name]

@@ -7,6 +7,7 @@ in ``migrations/``; ``Database.migrate()`` runs them without an ``alembic.ini``.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +27,8 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Any constant works: it only has to be the same in every process that migrates this database.
 _MIGRATION_LOCK_ID = 0x5F_5049_5045  # "_PIPE"
+# Alembic keeps the running migration's context in module globals: one migration per process at a time.
+_MIGRATION_THREAD_LOCK = threading.Lock()
 
 
 def parse_database_url(url: str) -> URL:
@@ -112,7 +115,7 @@ class Database:
         """Upgrade the schema to the latest migration. Safe to call from several processes at once."""
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS_DIR))
-        with self.engine.begin() as connection:
+        with _MIGRATION_THREAD_LOCK, self.engine.begin() as connection:
             # Serialise concurrent migrators; the loser then sees the schema already at head.
             if self.dialect == "sqlite":
                 connection.exec_driver_sql("BEGIN IMMEDIATE")

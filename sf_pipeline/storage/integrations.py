@@ -23,7 +23,7 @@ from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from sf_pipeline.errors import ConfigError, ConflictError, NotFoundError
-from sf_pipeline.mapping import MappingSpec, default_mappings
+from sf_pipeline.mapping import MappingSpec, as_spec, default_mappings, stored_property
 from sf_pipeline.secrets import Cipher
 from sf_pipeline.storage.models import Credential, FieldMapping, Integration, IntegrationStatus, utcnow
 
@@ -155,29 +155,17 @@ def create_integration(
 
 
 # --- field mappings --------------------------------------------------------------------------------
-# FieldMapping has no column for a mapping's optional property type yet, so the type rides in the
-# property column as "property:type" (property names never contain ':'). Read and write mappings
-# through these two functions only.
-
-
-def _stored_property(spec: MappingSpec) -> str:
-    return spec.property if spec.type is None else f"{spec.property}:{spec.type}"
-
-
-def _spec_from_row(row: FieldMapping) -> MappingSpec:
-    prop, _, type_ = row.property.partition(":")
-    return MappingSpec(field=row.field, property=prop, object_name=row.object_name, type=type_ or None)
 
 
 def mapping_specs(integration: Integration) -> list[MappingSpec]:
     """The integration's field mappings in order, as ``compile_object_mapping`` takes them."""
-    return [_spec_from_row(row) for row in integration.mappings]
+    return [as_spec(row) for row in integration.mappings]
 
 
 def replace_mappings(integration: Integration, specs: Iterable[MappingSpec]) -> None:
     """Replace every field mapping (the old rows are deleted). Does not mark mappings saved."""
     integration.mappings = [
-        FieldMapping(position=i, field=s.field, property=_stored_property(s), object_name=s.object_name)
+        FieldMapping(position=i, field=s.field, property=stored_property(s), object_name=s.object_name)
         for i, s in enumerate(specs)
     ]
 
@@ -338,4 +326,3 @@ def update_tokens(
     if get_integration(session, name).credential is None:
         raise NotFoundError(f"integration {name!r} has no Salesforce credentials to update")
     return False
-

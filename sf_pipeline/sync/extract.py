@@ -6,9 +6,7 @@ full runs it lets a record deleted since the last full sync flag its user instea
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -83,6 +81,7 @@ def extract_object(
     out_dir: Path,
     on_page: ProgressCallback | None = None,
     on_total: Callable[[int], None] | None = None,
+    page_size: int = PAGE_SIZE,
 ) -> ExtractedObject:
     fields = plan.fields
     schema = arrow_schema(fields, [field_type(describe, plan.object_name, f) for f in fields])
@@ -101,7 +100,7 @@ def extract_object(
         watermark_after=plan.watermark,
     )
     first = True
-    for page in source.query_pages(result.soql, include_deleted=True, batch_size=PAGE_SIZE):
+    for page in source.query_pages(result.soql, include_deleted=True, batch_size=page_size):
         if first:
             result.total = page.total_size
             if on_total:
@@ -124,15 +123,3 @@ def extract_object(
         if result.watermark_after is None or seen > result.watermark_after:
             result.watermark_after = seen
     return result
-
-
-def elapsed_since(start: float) -> float:
-    return round(time.perf_counter() - start, 3)
-
-
-def newest(a: datetime | None, b: datetime | None) -> datetime | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return max(a, b)

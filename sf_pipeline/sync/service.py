@@ -26,7 +26,7 @@ from sf_pipeline.storage.integrations import get_integration
 from sf_pipeline.storage.models import FieldMapping, HealthResult, Integration, SyncRun
 from sf_pipeline.sync import lifecycle
 from sf_pipeline.sync.diff import ExistingUsers, diff_object
-from sf_pipeline.sync.extract import extract_object
+from sf_pipeline.sync.extract import PAGE_SIZE, extract_object
 from sf_pipeline.sync.manifests import ChangeManifest, ExtractManifest
 from sf_pipeline.sync.plan import DEFAULT_LOOKBACK, ObjectPlan, plan_object
 from sf_pipeline.sync.upsert import apply_chunks
@@ -45,6 +45,8 @@ class Services:
     open_client: Callable[[str], SalesforceClient]
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     lookback: Any = DEFAULT_LOOKBACK
+    # Records per Salesforce page (Sforce-Query-Options batchSize, 200..2000).
+    page_size: int = PAGE_SIZE
 
     def now(self) -> datetime:
         return self.clock()
@@ -120,7 +122,7 @@ def extract(services: Services, name: str, run_id: str, *, full: bool = False) -
     for plan in plans:
         objects.append(
             extract_object(client, plan, describe=client.describe, out_dir=out, on_page=progress.add,
-                           on_total=progress.add_total)
+                           on_total=progress.add_total, page_size=services.page_size)
         )
     progress.flush()
     return ExtractManifest(

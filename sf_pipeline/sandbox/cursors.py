@@ -1,0 +1,69 @@
+"""Query locators: the rows a query matched, kept so ``nextRecordsUrl`` can page through them.
+
+The matching rows and their order are fixed when the query runs; later changes to the org do
+not shift pages (field values are read when each page is served). Like a real org, a user has
+a limited number of open cursors (opening one more releases the oldest) and an idle cursor
+expires (15 minutes of org clock); either way the locator then answers INVALID_QUERY_LOCATOR.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sf_pipeline.sandbox.clock import OrgClock
+from sf_pipeline.sandbox.errors import InvalidQueryLocator
+from sf_pipeline.sandbox.ids import KEY_PREFIXES, make_id
+from sf_pipeline.sandbox.records_json import Projection
+
+
+@dataclass
+class Cursor:
+    locator: str
+    projection: Projection
+    rows: list[int]
+    batch_size: int
+    last_used: datetime
+
+
+class Cursors:
+    def __init__(
+        self, clock: OrgClock, *, max_open: int = 10, idle: timedelta = timedelta(minutes=15)
+    ) -> None:
+        self.clock = clock
+        self.max_open = max_open
+        self.idle = idle
+        self._lock = threading.Lock()
+        self._open: OrderedDict[str, Cursor] = OrderedDict()
+        self._counter = 0
+
+    def open(self, projection: Projection, rows: list[int], batch_size: int) -> Cursor:
+        with self._lock:
+            self._counter += 1
+            cursor = Cursor(
+                make_id(KEY_PREFIXES["QueryLocator"], self._counter),
+                projection,
+                rows,
+                batch_size,
+                self.clock.now(),
+            )
+            self._open[cursor.locator] = cursor
+            while len(self._open) > max(1, self.max_open):
+                self._open.popitem(last=False)
+            return cursor
+
+    def get(self, locator: str) -> Cursor:
+        with self._lock:
+            cursor = self._open.get(locator)
+            now = self.clock.now()
+            if cursor is None or now - cursor.last_used > self.idle:
+                self._open.pop(locator, None)
+                raise InvalidQueryLocator("invalid query locator")
+            cursor.last_used = max(now, cursor.last_used)
+            return cursor
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self._open)
