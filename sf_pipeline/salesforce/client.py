@@ -33,7 +33,6 @@ __all__ = ["ApiLimits", "ApiUsage", "Identity", "QueryPage", "SalesforceClient"]
 
 T = TypeVar("T")
 
-MIN_BATCH_SIZE = 200
 MAX_BATCH_SIZE = 2000
 DEFAULT_TIMEOUT = (10.0, 120.0)
 # A fresh token can meet a 401 when another process refreshed in between (we adopt its token,
@@ -112,9 +111,10 @@ class SalesforceClient:
     ) -> Iterator[QueryPage]:
         """Run ``soql`` and yield its pages lazily, following ``nextRecordsUrl`` until done.
         ``include_deleted`` uses ``queryAll`` (soft-deleted and archived rows too)."""
-        if not MIN_BATCH_SIZE <= batch_size <= MAX_BATCH_SIZE:
-            raise ValueError(f"batch_size must be between {MIN_BATCH_SIZE} and {MAX_BATCH_SIZE}")
-        # Only a hint: Salesforce may send smaller pages (e.g. with several long text fields).
+        if not 1 <= batch_size <= MAX_BATCH_SIZE:
+            raise ValueError(f"batch_size must be between 1 and {MAX_BATCH_SIZE}")
+        # Only a hint: a real org serves at least 200 rows a page, and may send fewer than asked
+        # (e.g. when several long text fields are selected).
         headers = {"Sforce-Query-Options": f"batchSize={batch_size}"}
         result = self._call(_first_page, soql, include_deleted, headers, self._timeout)
         yield _page(result)

@@ -4,19 +4,38 @@ The matching rows and their order are fixed when the query runs; later changes t
 not shift pages (field values are read when each page is served). Like a real org, a user has
 a limited number of open cursors (opening one more releases the oldest) and an idle cursor
 expires (15 minutes of org clock); either way the locator then answers INVALID_QUERY_LOCATOR.
+
+While a client reads one page, the cursor renders the next one on a worker thread, so a client
+paging sequentially rarely waits for rendering. A prefetched page is used only if nothing in the
+org changed since it was rendered (``Org.revision``) and it is the page asked for.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sf_pipeline.sandbox.clock import OrgClock
 from sf_pipeline.sandbox.errors import InvalidQueryLocator
 from sf_pipeline.sandbox.ids import KEY_PREFIXES, make_id
 from sf_pipeline.sandbox.records_json import Projection
+
+PageKey = tuple[int, int, str, int]  # offset, size, API version, org revision
+
+_workers: ThreadPoolExecutor | None = None
+_workers_lock = threading.Lock()
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _workers
+    with _workers_lock:
+        if _workers is None:
+            _workers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sf-sandbox-prefetch")
+        return _workers
 
 
 @dataclass
@@ -26,6 +45,23 @@ class Cursor:
     rows: list[int]
     batch_size: int
     last_used: datetime
+    _ahead: tuple[PageKey, Future[bytes]] | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def prefetch(self, key: PageKey, render: Callable[[], bytes]) -> None:
+        with self._lock:
+            self._ahead = (key, _executor().submit(render))
+
+    def take(self, key: PageKey) -> bytes | None:
+        """The prefetched page for ``key``, if that is what was prefetched and it rendered."""
+        with self._lock:
+            ahead, self._ahead = self._ahead, None
+        if ahead is None or ahead[0] != key:
+            return None
+        try:
+            return ahead[1].result()
+        except Exception:
+            return None
 
 
 class Cursors:

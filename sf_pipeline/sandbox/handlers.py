@@ -13,6 +13,7 @@ import re
 
 from sf_pipeline.sandbox.auth import Grant
 from sf_pipeline.sandbox.clock import epoch_ms, format_datetime
+from sf_pipeline.sandbox.cursors import Cursor
 from sf_pipeline.sandbox.describe import child_relationships, global_describe, sobject_describe
 from sf_pipeline.sandbox.errors import InvalidQueryLocator, InvalidSessionId, MalformedQuery, NotFound
 from sf_pipeline.sandbox.records_json import Projection, page_json, render_records
@@ -56,8 +57,9 @@ def query_more(org: Org, req: Request) -> Response:
     offset = int(req.params["offset"])
     if offset >= len(cursor.rows):
         raise InvalidQueryLocator("invalid query locator")
-    size = _batch_size(req, cursor.batch_size)
-    return _page(req, cursor.projection, cursor.rows, offset, size, cursor.locator)
+    return _page(
+        org, req, cursor.projection, cursor.rows, offset, _batch_size(req, cursor.batch_size), cursor
+    )
 
 
 def _run_query(org: Org, req: Request, *, include_deleted: bool) -> Response:
@@ -70,20 +72,42 @@ def _run_query(org: Org, req: Request, *, include_deleted: bool) -> Response:
         return json_text_response(page_json(total=total, records="", next_url=None))
     rows = org.run(plan, include_deleted=include_deleted)
     size = _batch_size(req, org.query_settings.batch_size)
-    locator = None
-    if len(rows) > size:
-        locator = org.cursors.open(plan.projection, rows, size).locator
-    return _page(req, plan.projection, rows, 0, size, locator)
+    cursor = org.cursors.open(plan.projection, rows, size) if len(rows) > size else None
+    return _page(org, req, plan.projection, rows, 0, size, cursor)
 
 
 def _page(
-    req: Request, projection: Projection, rows: list[int], offset: int, size: int, locator: str | None
+    org: Org,
+    req: Request,
+    projection: Projection,
+    rows: list[int],
+    offset: int,
+    size: int,
+    cursor: Cursor | None,
 ) -> Response:
     version = req.params["version"]
+    revision = org.revision
+    body = cursor.take((offset, size, version, revision)) if cursor else None
+    if body is None:
+        body = _render_page(projection, rows, offset, size, version, cursor)
+    if cursor is not None and offset + size < len(rows):
+        ahead = offset + size
+        cursor.prefetch(
+            (ahead, size, version, revision),
+            lambda: _render_page(projection, rows, ahead, size, version, cursor),
+        )
+    return Response(200, body)
+
+
+def _render_page(
+    projection: Projection, rows: list[int], offset: int, size: int, version: str, cursor: Cursor | None
+) -> bytes:
     end = offset + size
-    next_url = f"/services/data/v{version}/query/{locator}-{end}" if locator and end < len(rows) else None
+    next_url = (
+        f"/services/data/v{version}/query/{cursor.locator}-{end}" if cursor and end < len(rows) else None
+    )
     records = render_records(projection, rows[offset:end], version)
-    return json_text_response(page_json(total=len(rows), records=records, next_url=next_url))
+    return page_json(total=len(rows), records=records, next_url=next_url).encode("utf-8", "replace")
 
 
 _BATCH_SIZE = re.compile(r"batchSize\s*=\s*(\d+)", re.IGNORECASE)

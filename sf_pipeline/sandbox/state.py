@@ -84,6 +84,7 @@ class Org:
         seed: int | None = None,
     ) -> None:
         self._lock = threading.RLock()
+        self.revision = 0  # bumped by every change to records or schema
         self.clock = clock or OrgClock()
         self.random = random.Random(seed)
         self.org_id = ids.make_id(ids.KEY_PREFIXES["Organization"], 1)
@@ -163,12 +164,14 @@ class Org:
                 stored["IsDeleted"] = bool(stored.get("IsDeleted", False))
                 self._apply_defaults(schema, stored)
                 row = table.append(stored)
+                self.revision += 1
                 created.append(table.ids[row])
             return created
 
     def bulk_load(self, sobject: str, columns: dict[str, list[Any]], count: int) -> list[str]:
         """Append ``count`` rows from whole columns already in stored form (for the generator)."""
         with self._lock:
+            self.revision += 1
             return self.table(sobject).extend(columns, count)
 
     def update(
@@ -309,6 +312,7 @@ class Org:
         return row
 
     def _write(self, table: Table, row: int, stored: Mapping[str, Any]) -> None:
+        self.revision += 1
         for name, value in stored.items():
             table.columns[name][row] = value
         if table.sobject == "CampaignMember" and stored.get("Status") == "Responded":
@@ -382,12 +386,14 @@ class Org:
     def rename_field(self, sobject: str, old: str, new: str) -> None:
         with self._lock:
             schema, f = self._changeable_field(sobject, old)
+            self.revision += 1
             schema.rename(f.name, new)
             self.tables[schema.name].rename_column(f.name, new)
 
     def delete_field(self, sobject: str, name: str) -> None:
         with self._lock:
             schema, f = self._changeable_field(sobject, name)
+            self.revision += 1
             schema.remove(f.name)
             self.tables[schema.name].drop_column(f.name)
 
@@ -417,6 +423,7 @@ class Org:
                 filterable=field_type != "textarea",
                 sortable=field_type not in ("textarea", "multipicklist"),
             )
+            self.revision += 1
             schema.add(f)
             self.tables[schema.name].add_column(name, False if field_type == "boolean" else None)
 
@@ -426,6 +433,7 @@ class Org:
             schema = self._schema(sobject)
             if schema.any_field(name) is None:
                 raise KeyError(f"{schema.name} has no field {name}")
+            self.revision += 1
             schema.set_readable(name, readable)
 
     def _schema(self, sobject: str) -> ObjectSchema:
