@@ -27,3 +27,19 @@ def trust(monkeypatch: pytest.MonkeyPatch, sandbox: SandboxHandle) -> None:
     assert sandbox.ca_bundle
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", sandbox.ca_bundle)
     monkeypatch.setenv("SSL_CERT_FILE", sandbox.ca_bundle)
+
+
+@pytest.fixture
+def dagster_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dagster's resource reads the secret key from the environment, as deployments do."""
+    from sf_pipeline_tests.harness import TEST_KEY
+
+    monkeypatch.setenv("SF_PIPELINE_SECRET_KEY", TEST_KEY)
+
+
+@pytest.fixture
+def dagster_instance() -> Iterator[object]:
+    import dagster as dg
+
+    with dg.instance_for_test() as instance:
+        yield instance

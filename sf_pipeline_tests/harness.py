@@ -116,3 +116,31 @@ def pipeline(
         yield Pipeline(sandbox=sandbox, services=services, name=name)
     finally:
         database.dispose()
+
+
+def dagster_resource(p: Pipeline, *, now: datetime | None = None) -> Any:
+    """The Dagster resource pointing at this pipeline's database and home (the secret key comes
+    from ``SF_PIPELINE_SECRET_KEY``, which the ``dagster_env`` fixture sets)."""
+    from sf_pipeline.defs.resources import SfPipelineResource
+
+    return SfPipelineResource(
+        database_url=p.database.url.render_as_string(hide_password=False),
+        home=str(p.services.settings.home),
+        now=now.isoformat() if now else None,
+    )
+
+
+def cli(p: Pipeline, *args: str) -> Any:
+    """Run ``sf-pipeline ARGS`` in process against this pipeline's home and database."""
+    from typer.testing import CliRunner
+
+    from sf_pipeline.cli.main import app
+
+    env = {
+        "SF_PIPELINE_HOME": str(p.services.settings.home),
+        "SF_PIPELINE_DATABASE_URL": p.database.url.render_as_string(hide_password=False),
+        "SF_PIPELINE_SECRET_KEY": TEST_KEY,
+        "DAGSTER_HOME": str(p.services.settings.home / "dagster"),
+        "COLUMNS": "200",
+    }
+    return CliRunner().invoke(app, list(args), env=env, catch_exceptions=True)

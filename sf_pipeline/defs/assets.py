@@ -4,7 +4,6 @@ Each body is a few calls into ``sf_pipeline.sync.service``; what passes between 
 manifest naming Parquet chunk files, never the records themselves.
 """
 
-from __future__ import annotations
 
 import time
 from collections.abc import Callable

@@ -6,7 +6,6 @@ cron schedule would be fixed when the code location loads. The run key carries t
 because Dagster never launches a run key twice for the same sensor.
 """
 
-from __future__ import annotations
 
 import os
 from datetime import timedelta

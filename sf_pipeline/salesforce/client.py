@@ -25,7 +25,13 @@ from simple_salesforce.api import Salesforce
 from simple_salesforce.util import Usage
 
 from sf_pipeline.salesforce.describe import ObjectDescribe
-from sf_pipeline.salesforce.errors import AuthenticationError, SalesforceError, TransientError, map_error
+from sf_pipeline.salesforce.errors import (
+    SESSION_EXPIRED_CODES,
+    AuthenticationError,
+    SalesforceError,
+    TransientError,
+    map_error,
+)
 from sf_pipeline.salesforce.oauth import Identity, parse_identity
 from sf_pipeline.salesforce.tokens import AccessGrant, TokenSource
 
@@ -171,7 +177,9 @@ class SalesforceClient:
                 if count:
                     self._note_usage(sf)
                 return result
-            if isinstance(error, AuthenticationError) and error.status == 401:
+            if isinstance(error, AuthenticationError) and (
+                error.status == 401 or error.error_code in SESSION_EXPIRED_CODES
+            ):
                 if refreshes >= MAX_REFRESHES_PER_CALL:
                     raise error
                 refreshes += 1

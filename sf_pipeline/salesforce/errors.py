@@ -83,6 +83,8 @@ class NotFoundError(SalesforceError):
     pass
 
 
+# Refusals that mean "this access token is stale": refresh it and repeat the request.
+SESSION_EXPIRED_CODES = frozenset({"INVALID_SESSION_ID", "Bad_OAuth_Token"})
 _QUERY_CODES = frozenset(
     {"MALFORMED_QUERY", "INVALID_FIELD", "INVALID_TYPE", "INVALID_QUERY_FILTER_OPERATOR"}
 )
@@ -176,7 +178,10 @@ def _from_response(
         )
     if code in _CLIENT_ERRORS:
         return AuthenticationError(f"Salesforce refused the connected app's credentials: {text}", **args)
-    if code == "INVALID_SESSION_ID" or status == 401:
+    if code is None and detail == "Bad_OAuth_Token":
+        # The identity service refuses a stale token with a bare 403 text body, not the REST list.
+        code = args["error_code"] = "Bad_OAuth_Token"
+    if code in SESSION_EXPIRED_CODES or status == 401:
         return AuthenticationError(f"Salesforce session expired or invalid: {text}{where}", **args)
     if code == "REQUEST_LIMIT_EXCEEDED" and "ConcurrentPerOrgLongTxn" in (detail or ""):
         # Same error code, but this one is the concurrent long-request cap, which clears in seconds.

@@ -208,12 +208,14 @@ class SandboxServer:
         return self.tls_files.bundle if self.tls_files else None
 
     def start(self) -> SandboxServer:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="sf-sandbox", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="sf-sandbox", daemon=True
+        )
         self._thread.start()
         return self
 
     def serve_forever(self) -> None:
-        self._httpd.serve_forever()
+        self._httpd.serve_forever(poll_interval=0.05)
 
     def stop(self) -> None:
         """Stop accepting connections and release the port (and the temporary state dir)."""
