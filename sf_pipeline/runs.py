@@ -14,6 +14,7 @@ from typing import Any
 
 import dagster as dg
 from dagster._core.storage.dagster_run import RunsFilter
+from dagster._core.utils import make_new_run_id
 
 from sf_pipeline.settings import Settings
 from sf_pipeline.storage.database import Database
@@ -81,7 +82,7 @@ def execute(
     from sf_pipeline.definitions import defs
 
     job = defs.resolve_job_def(job_name)
-    run_id = dg.make_new_run_id()
+    run_id = make_new_run_id()
     stop = threading.Event()
     watcher = None
     if on_progress is not None and database is not None:

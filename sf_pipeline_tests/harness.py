@@ -130,7 +130,7 @@ def dagster_resource(p: Pipeline, *, now: datetime | None = None) -> Any:
     )
 
 
-def cli(p: Pipeline, *args: str) -> Any:
+def cli(p: Pipeline, *args: str, env: dict[str, str] | None = None) -> Any:
     """Run ``sf-pipeline ARGS`` in process against this pipeline's home and database."""
     from typer.testing import CliRunner
 
@@ -142,5 +142,6 @@ def cli(p: Pipeline, *args: str) -> Any:
         "SF_PIPELINE_SECRET_KEY": TEST_KEY,
         "DAGSTER_HOME": str(p.services.settings.home / "dagster"),
         "COLUMNS": "200",
+        **(env or {}),
     }
     return CliRunner().invoke(app, list(args), env=env, catch_exceptions=True)

@@ -5,6 +5,7 @@ refresh-token import, what gets stored, what is refused, and the CLI on top."""
 from __future__ import annotations
 
 import threading
+import webbrowser
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +20,6 @@ from sf_pipeline import connect as connecting
 from sf_pipeline.cli.connect import app as connect_app
 from sf_pipeline.connect import ConnectResult, connect, login_url_for, reconnect
 from sf_pipeline.errors import ConfigError, ConflictError, ConnectError, NotFoundError
-from sf_pipeline.salesforce import oauth
 from sf_pipeline.salesforce.oauth import BrowserLogin, CallbackServer, ClientCredentials, RefreshTokenImport
 from sf_pipeline.sandbox.ids import KEY_PREFIXES, make_id
 from sf_pipeline.sandbox.state import Org
@@ -32,12 +32,18 @@ from sf_pipeline.storage.integrations import (
     get_integration,
     load_credentials,
     mapping_specs,
+    refresh_setup_status,
 )
 from sf_pipeline.storage.models import Integration, LogEvent, ObjectConfig, SyncState
 from sf_pipeline_tests.dbs import migrated_database
 
 TEST_KEY = "x1hqBG2mPmNn1zxuHzW5rkGt3pZ5nyhoa8bvk5Oqa0A="
-DEFAULT_MAPPINGS = [("Email", "email"), ("FirstName", "first_name"), ("LastName", "last_name"), ("Phone", "phone")]
+DEFAULT_MAPPINGS = [
+    ("Email", "email"),
+    ("FirstName", "first_name"),
+    ("LastName", "last_name"),
+    ("Phone", "phone"),
+]
 
 Browser = Callable[[str], None]
 
@@ -88,8 +94,12 @@ def client_of(sandbox: SandboxHandle) -> ClientCredentials:
     return ClientCredentials(sandbox.client_id, sandbox.client_secret)
 
 
-def browser_login(sandbox: SandboxHandle, browser: Browser | None = None, **options: float) -> BrowserLogin:
-    return BrowserLogin(sandbox.login_url, client_of(sandbox), open_browser=browser or headless(sandbox), **options)
+def browser_login(
+    sandbox: SandboxHandle, browser: Browser | None = None, *, timeout: float = 30.0
+) -> BrowserLogin:
+    return BrowserLogin(
+        sandbox.login_url, client_of(sandbox), open_browser=browser or headless(sandbox), timeout=timeout
+    )
 
 
 def stored(database: Database, cipher: Cipher, name: str = "acme") -> StoredCredentials:
@@ -121,11 +131,18 @@ def test_environments_name_salesforce_login_hosts() -> None:
 
 @pytest.mark.parametrize(
     "domain",
-    ["acme", "acme.my.salesforce.com/path", "ac me.my.salesforce.com", "-acme.my.salesforce.com", "evil.example.com",
-     "user@acme.my.salesforce.com", "acme..my.salesforce.com"],
+    [
+        "acme",
+        "acme.my.salesforce.com/path",
+        "ac me.my.salesforce.com",
+        "-acme.my.salesforce.com",
+        "evil.example.com",
+        "user@acme.my.salesforce.com",
+        "acme..my.salesforce.com",
+    ],
 )
 def test_malformed_or_foreign_hosts_are_refused_naming_them(domain: str) -> None:
-    with pytest.raises(ConnectError, match="acme|evil") as raised:
+    with pytest.raises(ConnectError) as raised:
         login_url_for("custom", domain)
     assert repr(domain) in str(raised.value)
 
@@ -149,7 +166,11 @@ def test_headless_connect_creates_an_incomplete_integration_with_default_mapping
     result = connect(database, cipher, "acme", browser_login(sandbox), project_id=42)
 
     assert result == ConnectResult(
-        integration="acme", org_id=sandbox.org.org_id, username=sandbox.username, status="incomplete", created=True
+        integration="acme",
+        org_id=sandbox.org.org_id,
+        username=sandbox.username,
+        status="incomplete",
+        created=True,
     )
     with database.session() as session:
         integration = get_integration(session, "acme")
@@ -225,7 +246,11 @@ def test_import_of_a_refresh_token_connects_without_a_browser(
 ) -> None:
     token = sandbox.issue_refresh_token()
     result = connect(
-        database, cipher, "acme", RefreshTokenImport(sandbox.login_url, client_of(sandbox), token), project_id=42
+        database,
+        cipher,
+        "acme",
+        RefreshTokenImport(sandbox.login_url, client_of(sandbox), token),
+        project_id=42,
     )
     assert (result.org_id, result.status, result.created) == (sandbox.org.org_id, "incomplete", True)
     creds = stored(database, cipher)
@@ -238,7 +263,13 @@ def test_import_keeps_a_refresh_token_rotated_by_the_validation(
 ) -> None:
     sandbox.org.set_options(refresh_token_rotation=True)
     token = sandbox.issue_refresh_token()
-    connect(database, cipher, "acme", RefreshTokenImport(sandbox.login_url, client_of(sandbox), token), project_id=42)
+    connect(
+        database,
+        cipher,
+        "acme",
+        RefreshTokenImport(sandbox.login_url, client_of(sandbox), token),
+        project_id=42,
+    )
     assert stored(database, cipher).refresh_token != token
 
 
@@ -338,7 +369,9 @@ def test_an_expired_authorization_code_stores_nothing(
         return url
 
     with pytest.raises(ConnectError, match="expired authorization code"):
-        connect(database, cipher, "acme", browser_login(sandbox, headless(sandbox, slow_admin)), project_id=42)
+        connect(
+            database, cipher, "acme", browser_login(sandbox, headless(sandbox, slow_admin)), project_id=42
+        )
     _assert_nothing_stored(database)
 
 
@@ -354,7 +387,9 @@ def test_a_network_failure_during_the_code_exchange_stores_nothing(
 def test_an_unreachable_login_host_stores_nothing(database: Database, cipher: Cipher) -> None:
     with CallbackServer() as closed:  # a port nothing answers HTTPS on once this block ends
         port = urlsplit(closed.redirect_uri).port
-    importer = RefreshTokenImport(f"https://127.0.0.1:{port}", ClientCredentials("id", "secret"), "5Aep861.token")
+    importer = RefreshTokenImport(
+        f"https://127.0.0.1:{port}", ClientCredentials("id", "secret"), "5Aep861.token"
+    )
     with pytest.raises(ConnectError, match="could not reach Salesforce") as raised:
         connect(database, cipher, "acme", importer, project_id=42)
     assert "5Aep861.token" not in str(raised.value)
@@ -365,7 +400,9 @@ def test_no_answer_from_the_browser_times_out_and_stores_nothing(
     database: Database, cipher: Cipher, sandbox: SandboxHandle
 ) -> None:
     with pytest.raises(ConnectError, match="timed out"):
-        connect(database, cipher, "acme", browser_login(sandbox, lambda url: None, timeout=0.2), project_id=42)
+        connect(
+            database, cipher, "acme", browser_login(sandbox, lambda url: None, timeout=0.2), project_id=42
+        )
     _assert_nothing_stored(database)
 
 
@@ -376,7 +413,11 @@ def test_importing_a_revoked_refresh_token_stores_nothing(
     sandbox.org.revoke_all_tokens()
     with pytest.raises(ConnectError, match="invalid_grant") as raised:
         connect(
-            database, cipher, "acme", RefreshTokenImport(sandbox.login_url, client_of(sandbox), token), project_id=42
+            database,
+            cipher,
+            "acme",
+            RefreshTokenImport(sandbox.login_url, client_of(sandbox), token),
+            project_id=42,
         )
     assert token not in str(raised.value)
     assert sandbox.client_secret not in str(raised.value)
@@ -387,7 +428,9 @@ def test_a_wrong_client_secret_stores_nothing_and_is_not_echoed(
     database: Database, cipher: Cipher, sandbox: SandboxHandle
 ) -> None:
     login = BrowserLogin(
-        sandbox.login_url, ClientCredentials(sandbox.client_id, "wrong-secret-value"), open_browser=headless(sandbox)
+        sandbox.login_url,
+        ClientCredentials(sandbox.client_id, "wrong-secret-value"),
+        open_browser=headless(sandbox),
     )
     with pytest.raises(ConnectError, match="invalid_client") as raised:
         connect(database, cipher, "acme", login, project_id=42)
@@ -421,6 +464,7 @@ def _configure(database: Database, name: str = "acme") -> None:
         ]
         integration.objects_saved = True
         integration.mappings_saved = True
+        assert refresh_setup_status(integration, datetime.now(UTC))
         session.add(
             SyncState(
                 integration_id=integration.id,
@@ -447,7 +491,9 @@ def _snapshot(database: Database, name: str = "acme") -> dict[str, object]:
         }
 
 
-def test_reconnect_replaces_only_the_credentials(database: Database, cipher: Cipher, sandbox: SandboxHandle) -> None:
+def test_reconnect_replaces_only_the_credentials(
+    database: Database, cipher: Cipher, sandbox: SandboxHandle
+) -> None:
     connect(database, cipher, "acme", browser_login(sandbox), project_id=42)
     _configure(database)
     before, old = _snapshot(database), stored(database, cipher)
@@ -480,7 +526,11 @@ def test_reconnect_of_an_unknown_integration_is_not_found(
 
 
 def test_reconnect_to_a_different_org_is_refused(
-    database: Database, cipher: Cipher, sandbox: SandboxHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    database: Database,
+    cipher: Cipher,
+    sandbox: SandboxHandle,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     connect(database, cipher, "acme", browser_login(sandbox), project_id=42)
     _configure(database)
@@ -490,7 +540,9 @@ def test_reconnect_to_a_different_org_is_refused(
 
     with serve_in_thread(other) as elsewhere:
         bundle = tmp_path / "both.pem"
-        bundle.write_bytes(Path(str(sandbox.ca_bundle)).read_bytes() + Path(str(elsewhere.ca_bundle)).read_bytes())
+        bundle.write_bytes(
+            Path(str(sandbox.ca_bundle)).read_bytes() + Path(str(elsewhere.ca_bundle)).read_bytes()
+        )
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
         with pytest.raises(ConflictError, match=sandbox.org.org_id) as raised:
             reconnect(database, cipher, "acme", browser_login(elsewhere))
@@ -531,8 +583,20 @@ def test_cli_connect_with_an_imported_token_reports_org_and_status_only(
     token = sandbox.issue_refresh_token()
     result = CliRunner().invoke(
         connect_app,
-        ["connect", "acme", "--project-id", "42", "--login-url", sandbox.login_url, "--refresh-token", token,
-         "--client-id", sandbox.client_id, "--client-secret", sandbox.client_secret],
+        [
+            "connect",
+            "acme",
+            "--project-id",
+            "42",
+            "--login-url",
+            sandbox.login_url,
+            "--refresh-token",
+            token,
+            "--client-id",
+            sandbox.client_id,
+            "--client-secret",
+            sandbox.client_secret,
+        ],
         env=cli_env,
     )
     assert result.exit_code == 0, result.output
@@ -551,11 +615,17 @@ def test_cli_connect_in_a_browser_takes_the_client_from_the_environment(
         threading.Thread(target=follow, args=(url,)).start()
         return True
 
-    monkeypatch.setattr(oauth.webbrowser, "open", fake_webbrowser_open)
-    env = {**cli_env, "SF_PIPELINE_CLIENT_ID": sandbox.client_id, "SF_PIPELINE_CLIENT_SECRET": sandbox.client_secret}
+    monkeypatch.setattr(webbrowser, "open", fake_webbrowser_open)
+    env = {
+        **cli_env,
+        "SF_PIPELINE_CLIENT_ID": sandbox.client_id,
+        "SF_PIPELINE_CLIENT_SECRET": sandbox.client_secret,
+    }
     port = urlsplit(sandbox.login_url).port
     result = CliRunner().invoke(
-        connect_app, ["connect", "acme", "--project-id", "3", "--env", "custom", "--domain", f"127.0.0.1:{port}"], env=env
+        connect_app,
+        ["connect", "acme", "--project-id", "3", "--env", "custom", "--domain", f"127.0.0.1:{port}"],
+        env=env,
     )
     assert result.exit_code == 0, result.output
     assert f"Connected integration 'acme' to Salesforce org {sandbox.org.org_id}" in result.output
@@ -572,11 +642,23 @@ def test_cli_connect_in_a_browser_takes_the_client_from_the_environment(
 def test_cli_prints_the_url_when_no_browser_can_be_opened(
     cli_env: dict[str, str], sandbox: SandboxHandle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(oauth.webbrowser, "open", lambda url: False)
+    monkeypatch.setattr(webbrowser, "open", lambda url: False)
     result = CliRunner().invoke(
         connect_app,
-        ["connect", "acme", "--project-id", "3", "--login-url", sandbox.login_url, "--timeout", "0.2",
-         "--client-id", sandbox.client_id, "--client-secret", sandbox.client_secret],
+        [
+            "connect",
+            "acme",
+            "--project-id",
+            "3",
+            "--login-url",
+            sandbox.login_url,
+            "--timeout",
+            "0.2",
+            "--client-id",
+            sandbox.client_id,
+            "--client-secret",
+            sandbox.client_secret,
+        ],
         env=cli_env,
     )
     assert isinstance(result.exception, ConnectError)
@@ -597,7 +679,17 @@ def test_cli_prints_the_url_when_no_browser_can_be_opened(
 def test_cli_refuses_bad_login_options(cli_env: dict[str, str], args: list[str], message: str) -> None:
     result = CliRunner().invoke(
         connect_app,
-        ["connect", "acme", "--project-id", "1", *args, "--client-id", "id", "--client-secret", "s3cret-value"],
+        [
+            "connect",
+            "acme",
+            "--project-id",
+            "1",
+            *args,
+            "--client-id",
+            "id",
+            "--client-secret",
+            "s3cret-value",
+        ],
         env=cli_env,
     )
     assert isinstance(result.exception, ConnectError)
@@ -606,11 +698,15 @@ def test_cli_refuses_bad_login_options(cli_env: dict[str, str], args: list[str],
 
 
 def test_cli_needs_the_client_credentials(cli_env: dict[str, str]) -> None:
-    result = CliRunner().invoke(connect_app, ["connect", "acme", "--project-id", "1", "--env", "production"], env=cli_env)
+    result = CliRunner().invoke(
+        connect_app, ["connect", "acme", "--project-id", "1", "--env", "production"], env=cli_env
+    )
     assert isinstance(result.exception, ConnectError)
     assert "SF_PIPELINE_CLIENT_ID" in str(result.exception)
 
 
-def test_connect_module_exposes_stored_login_url(database: Database, cipher: Cipher, sandbox: SandboxHandle) -> None:
+def test_connect_module_exposes_stored_login_url(
+    database: Database, cipher: Cipher, sandbox: SandboxHandle
+) -> None:
     connect(database, cipher, "acme", browser_login(sandbox), project_id=42)
     assert connecting.stored_login_url(database, "acme") == sandbox.login_url

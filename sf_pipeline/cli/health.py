@@ -9,7 +9,7 @@ from rich.table import Table
 from sqlalchemy import select
 
 from sf_pipeline import runs
-from sf_pipeline.cli.output import console, print_json
+from sf_pipeline.cli.output import console, errors, print_json
 from sf_pipeline.defs.jobs import HEALTH_JOB
 from sf_pipeline.health import CheckName
 from sf_pipeline.settings import load_settings
@@ -50,7 +50,7 @@ def health_command(
                           f"{description} {extra}".strip())
         console.print(table)
     if not outcome.success or not results:
-        console.print(f"[red]The health run failed: {outcome.error}[/]")
+        errors.print(f"[red]The health run failed: {outcome.error}[/]")
         raise typer.Exit(1)
     if not all(r["passed"] for r in results):
         raise typer.Exit(1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from functools import lru_cache
 
@@ -9,24 +10,20 @@ import dagster as dg
 
 from sf_pipeline.salesforce.client import SalesforceClient
 from sf_pipeline.salesforce.session import open_client
-from sf_pipeline.secrets import load_cipher
-from sf_pipeline.settings import load_settings
+from sf_pipeline.secrets import KEY_ENV, load_cipher
+from sf_pipeline.settings import Settings, load_settings
 from sf_pipeline.storage.database import Database
 from sf_pipeline.sync.service import Services
 
+NOW_ENV = "SF_PIPELINE_NOW"
+
 
 @lru_cache(maxsize=8)
-def _services(database_url: str | None, home: str | None, now: str | None) -> Services:
-    env = {}
-    if home:
-        env["SF_PIPELINE_HOME"] = home
-    if database_url:
-        env["SF_PIPELINE_DATABASE_URL"] = database_url
-    import os
-
-    settings = load_settings({**os.environ, **env})
+def _services(settings: Settings, secret_key: str | None, now: str | None) -> Services:
+    """One database engine per process and configuration (the cache key is the resolved settings,
+    so a changed environment never reuses another configuration's database)."""
     database = Database.from_settings(settings)
-    cipher = load_cipher(settings)
+    cipher = load_cipher(settings, {KEY_ENV: secret_key} if secret_key else {})
 
     def client_for(name: str) -> SalesforceClient:
         return open_client(database, cipher, name)
@@ -44,11 +41,17 @@ def _services(database_url: str | None, home: str | None, now: str | None) -> Se
 class SfPipelineResource(dg.ConfigurableResource):  # type: ignore[misc]
     """Settings come from the environment (see ``sf_pipeline.settings``); the fields override them.
 
-    ``now`` pins the clock (ISO-8601), for tests of time-dependent behaviour such as staleness."""
+    ``now`` (or ``SF_PIPELINE_NOW``) pins the clock to an ISO-8601 time: how tests exercise
+    time-dependent behaviour such as sync staleness without sleeping."""
 
     database_url: str | None = None
     home: str | None = None
     now: str | None = None
 
     def services(self) -> Services:
-        return _services(self.database_url, self.home, self.now)
+        env = dict(os.environ)
+        if self.home:
+            env["SF_PIPELINE_HOME"] = self.home
+        if self.database_url:
+            env["SF_PIPELINE_DATABASE_URL"] = self.database_url
+        return _services(load_settings(env), env.get(KEY_ENV) or None, self.now or env.get(NOW_ENV) or None)

@@ -21,6 +21,7 @@ object, so a million leads take a few seconds.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import cache
 from itertools import combinations
 from typing import Any
 
@@ -333,6 +334,7 @@ def _datetimes(*columns: np.ndarray[Any, Any]) -> list[list[str]]:
     return out
 
 
+@cache
 def _clock_texts() -> list[str]:
     """``HH:MM:SS.000+0000`` for every second of a day."""
     return [f"{h:02d}:{m:02d}:{s:02d}.000+0000" for h in range(24) for m in range(60) for s in range(60)]

@@ -171,6 +171,9 @@ class _HttpServer(ThreadingHTTPServer):
 class SandboxServer:
     """Serves one ``Org`` on 127.0.0.1 over HTTPS (or plain HTTP if ``https=False``).
 
+    Certificates go to ``state_dir``; without one, all servers in the process share one set in
+    a temporary directory removed at exit.
+
     ``start()`` serves from a daemon thread; ``serve_forever()`` serves from the caller's thread.
     Port 0 picks a free port; ``url`` tells which.
     """
@@ -185,12 +188,9 @@ class SandboxServer:
         state_dir: Path | None = None,
     ) -> None:
         self.org = org
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        if state_dir is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="sf-sandbox-")
-            state_dir = Path(self._tmp.name)
-        self.state_dir = state_dir
-        self.tls_files: TlsFiles | None = make_tls_files(state_dir) if https else None
+        self.tls_files: TlsFiles | None = None
+        if https:
+            self.tls_files = make_tls_files(state_dir) if state_dir else _shared_tls_files()
         context = self.tls_files.server_context() if self.tls_files else None
         self._httpd = _HttpServer((host, port), org, context)
         self._thread: threading.Thread | None = None
@@ -224,6 +224,17 @@ class SandboxServer:
             self._thread.join(timeout=10)
             self._thread = None
         self._httpd.server_close()
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
+
+
+_shared: tuple[tempfile.TemporaryDirectory[str], TlsFiles] | None = None
+_shared_lock = threading.Lock()
+
+
+def _shared_tls_files() -> TlsFiles:
+    """One certificate set per process for servers without a state dir (tests start many)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None or not _shared[1].bundle.exists():
+            directory = tempfile.TemporaryDirectory(prefix="sf-sandbox-")
+            _shared = (directory, make_tls_files(Path(directory.name)))
+        return _shared[1]

@@ -78,7 +78,9 @@ def test_empty_result_is_one_done_page(client: SalesforceClient) -> None:
     assert pages == [QueryPage(records=[], total_size=0, done=True)]
 
 
-def test_count_returns_the_number_of_matching_records(client: SalesforceClient, sandbox: SandboxHandle) -> None:
+def test_count_returns_the_number_of_matching_records(
+    client: SalesforceClient, sandbox: SandboxHandle
+) -> None:
     with_email = sum(1 for r in sandbox.org.records("Lead") if r.get("Email"))
     assert client.count("SELECT COUNT() FROM Lead") == LEADS
     assert client.count("SELECT COUNT() FROM Lead WHERE Email != null") == with_email
@@ -118,7 +120,9 @@ def test_limits_report_the_daily_api_quota(client: SalesforceClient, sandbox: Sa
     assert limits.remaining_fraction == pytest.approx(limits.remaining / 15000)
 
 
-def test_api_usage_comes_from_the_last_response_header(client: SalesforceClient, sandbox: SandboxHandle) -> None:
+def test_api_usage_comes_from_the_last_response_header(
+    client: SalesforceClient, sandbox: SandboxHandle
+) -> None:
     assert client.api_usage is None
     sandbox.org.set_api_quota(max=5000, used=41)
     client.count("SELECT COUNT() FROM Lead")
@@ -165,7 +169,9 @@ def test_session_expired_before_a_query_starts_is_refreshed(
     assert client.token_refreshes == 1
 
 
-def test_identity_with_an_expired_session_is_refreshed(client: SalesforceClient, sandbox: SandboxHandle) -> None:
+def test_identity_with_an_expired_session_is_refreshed(
+    client: SalesforceClient, sandbox: SandboxHandle
+) -> None:
     client.identity()
     sandbox.org.expire_sessions()
     assert client.identity().org_id == sandbox.org.org_id

@@ -73,8 +73,14 @@ def test_url_on_the_error_has_no_query_string() -> None:
         (_rest(sf.SalesforceGeneralError, 503, "SERVER_UNAVAILABLE", "down"), TransientError),
         (_rest(sf.SalesforceGeneralError, 500, "UNKNOWN_EXCEPTION", "oops"), TransientError),
         (sf.SalesforceGeneralError(QUERY_URL, 502, "query", b"<html>Bad gateway</html>"), TransientError),
-        (_rest(sf.SalesforceExpiredSession, 401, "INVALID_SESSION_ID", "Session expired"), AuthenticationError),
-        (_rest(sf.SalesforceRefusedRequest, 403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit"), ApiLimitError),
+        (
+            _rest(sf.SalesforceExpiredSession, 401, "INVALID_SESSION_ID", "Session expired"),
+            AuthenticationError,
+        ),
+        (
+            _rest(sf.SalesforceRefusedRequest, 403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit"),
+            ApiLimitError,
+        ),
         (_rest(sf.SalesforceResourceNotFound, 404, "NOT_FOUND", "does not exist"), NotFoundError),
         (requests.ConnectionError("Connection reset by peer"), TransientError),
         (requests.ReadTimeout("read timed out"), TransientError),
@@ -98,7 +104,9 @@ def test_concurrent_request_limit_is_transient_not_quota() -> None:
 
 
 def test_invalid_grant_means_revoked_credentials_and_advises_reconnect() -> None:
-    error = map_error(_oauth_response(400, "invalid_grant", "expired access/refresh token"), integration="acme")
+    error = map_error(
+        _oauth_response(400, "invalid_grant", "expired access/refresh token"), integration="acme"
+    )
     assert isinstance(error, CredentialsRevokedError)
     assert isinstance(error, AuthenticationError)
     assert "sf-pipeline integration reconnect acme" in str(error)

@@ -92,7 +92,9 @@ def test_refreshed_access_token_is_stored_encrypted(
         assert new.refresh_token.encode() not in raw
 
 
-def test_rotated_refresh_token_is_persisted(connected: Database, cipher: Cipher, sandbox: SandboxHandle) -> None:
+def test_rotated_refresh_token_is_persisted(
+    connected: Database, cipher: Cipher, sandbox: SandboxHandle
+) -> None:
     sandbox.org.set_options(refresh_token_rotation=True)
     old = _stored(connected, cipher)
     sandbox.org.expire_sessions()
@@ -103,10 +105,14 @@ def test_rotated_refresh_token_is_persisted(connected: Database, cipher: Cipher,
     assert new.refresh_token != old.refresh_token
     # Salesforce retired the old refresh token; the stored one is the one that works.
     with pytest.raises(CredentialsRevokedError):
-        StaticRefreshTokenSource(sandbox.login_url, new.client_id, new.client_secret, old.refresh_token).current()
+        StaticRefreshTokenSource(
+            sandbox.login_url, new.client_id, new.client_secret, old.refresh_token
+        ).current()
     assert _works(
         sandbox,
-        StaticRefreshTokenSource(sandbox.login_url, new.client_id, new.client_secret, new.refresh_token).current(),
+        StaticRefreshTokenSource(
+            sandbox.login_url, new.client_id, new.client_secret, new.refresh_token
+        ).current(),
     )
 
 
@@ -135,25 +141,9 @@ def test_two_runs_refreshing_at_once_never_corrupt_the_stored_credentials(
         sandbox.org.expire_sessions()
         # Hold both token requests in flight together so the refreshes really overlap.
         sandbox.org.inject_fault("token", "latency", count=2, latency_ms=200)
-        barrier = threading.Barrier(2)
-        results: dict[int, AccessGrant] = {}
-        failures: list[BaseException] = []
-
-        def refresh(i: int, sources: list[DatabaseTokenSource] = sources, stale: list[AccessGrant] = stale) -> None:
-            barrier.wait()
-            try:
-                results[i] = sources[i].refresh(stale[i])
-            except BaseException as exc:  # pragma: no cover - reported below
-                failures.append(exc)
-
-        threads = [threading.Thread(target=refresh, args=(i,)) for i in range(2)]
         before = _token_requests(sandbox)
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        results = _refresh_concurrently(sources, stale)
 
-        assert failures == []
         assert _token_requests(sandbox) == before + 2  # both really asked Salesforce
         stored = _stored(connected, cipher)
         # The loser adopted the winner's tokens instead of overwriting them.
@@ -169,6 +159,27 @@ def test_two_runs_refreshing_at_once_never_corrupt_the_stored_credentials(
             _connect_again(connected, cipher, sandbox, refreshed.refresh_token)
 
 
+def _refresh_concurrently(sources: list[DatabaseTokenSource], stale: list[AccessGrant]) -> list[AccessGrant]:
+    barrier = threading.Barrier(len(sources))
+    results: dict[int, AccessGrant] = {}
+    failures: list[BaseException] = []
+
+    def refresh(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = sources[i].refresh(stale[i])
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=refresh, args=(i,)) for i in range(len(sources))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    return [results[i] for i in range(len(sources))]
+
+
 def _connect_again(database: Database, cipher: Cipher, sandbox: SandboxHandle, refresh_token: str) -> None:
     from sf_pipeline.connect import reconnect
 
@@ -176,7 +187,9 @@ def _connect_again(database: Database, cipher: Cipher, sandbox: SandboxHandle, r
         database,
         cipher,
         NAME,
-        RefreshTokenImport(sandbox.login_url, ClientCredentials(sandbox.client_id, sandbox.client_secret), refresh_token),
+        RefreshTokenImport(
+            sandbox.login_url, ClientCredentials(sandbox.client_id, sandbox.client_secret), refresh_token
+        ),
     )
 
 
@@ -205,7 +218,9 @@ def test_open_client_of_an_unknown_integration_raises_not_found(database: Databa
         open_client(database, cipher, "ghost")
 
 
-def test_open_client_of_an_unconnected_integration_says_to_connect(database: Database, cipher: Cipher) -> None:
+def test_open_client_of_an_unconnected_integration_says_to_connect(
+    database: Database, cipher: Cipher
+) -> None:
     with database.session() as session:
         create_integration(session, name="later", project_id=1, login_url="https://login.salesforce.com")
     with pytest.raises(NotFoundError, match="connect it first"):

@@ -1,0 +1,553 @@
+"""The sync benchmark: the real pipeline against the sandbox org, on PostgreSQL and SQLite.
+
+    make bench                                  # 100,000 and 1,000,000 Leads, both backends
+    .venv/bin/python bench/run.py --quick       # a smoke run with small sizes
+    .venv/bin/python bench/run.py --sizes 100000 --backends postgres
+
+For each size it starts ``sf-pipeline sandbox serve --json --records N`` in its own process and
+measures, in this order:
+
+1. the ceiling: a plain client (requests + json, following ``nextRecordsUrl``) pulling every page
+   of the very SOQL the pipeline runs (``queryAll``, ``batchSize=2000``), with no processing;
+2. for each backend, on a throwaway database, home and Dagster instance:
+   - an initial full sync (``sf-pipeline sync NAME --json`` as a subprocess: the Dagster job
+     ``sync_integration``, run in-process on the instance under ``DAGSTER_HOME``);
+   - an incremental sync after 1% of the Leads changed (``touch_random`` picks them, then a real
+     value change on mapped fields: FirstName and Phone);
+   - an incremental sync with no changes.
+
+Each sync is timed end to end (wall clock of the subprocess, including interpreter start, imports
+and Dagster's run bookkeeping) and, separately, from the run row the pipeline writes (extract start
+to the upsert's commit: the sync's own work). Peak memory is ``ru_maxrss`` of the sync subprocess
+(``os.wait4``). API calls are the pipeline's own count and the sandbox's count of REST API requests
+(``query``, ``query_more``, ``describe``, ``limits``, ``versions``) during the sync.
+
+The table goes to stdout and to ``bench/results.md``, with a description of the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from sf_pipeline.connect import connect  # noqa: E402
+from sf_pipeline.integration_spec import apply_spec, parse_spec  # noqa: E402
+from sf_pipeline.mapping import ALWAYS_QUERIED  # noqa: E402
+from sf_pipeline.salesforce.oauth import ClientCredentials, RefreshTokenImport  # noqa: E402
+from sf_pipeline.salesforce.session import describe_provider  # noqa: E402
+from sf_pipeline.sandbox.control import ControlClient  # noqa: E402
+from sf_pipeline.secrets import Cipher  # noqa: E402
+from sf_pipeline.settings import load_settings  # noqa: E402
+from sf_pipeline.storage.database import Database  # noqa: E402
+from sf_pipeline.storage.models import SyncRun  # noqa: E402
+from sf_pipeline.sync.plan import ObjectPlan  # noqa: E402
+
+NAME = "bench"
+OBJECT = "Lead"
+MAPPINGS = (
+    ("Email", "email"),
+    ("FirstName", "first_name"),
+    ("LastName", "last_name"),
+    ("Phone", "phone"),
+    ("Company", "company"),
+    ("Status", "status"),
+    ("HasOptedOutOfEmail", "unsubscribed"),
+)
+SPEC = "\n".join(
+    [
+        "name: {name}",
+        "project_id: 1",
+        "login_url: {login_url}",
+        "frequency_minutes: 60",
+        "objects:",
+        f"  {OBJECT}: {{{{}}}}",
+        "mappings:",
+        *(f"  - {{{{field: {f}, property: {p}}}}}" for f, p in MAPPINGS),
+    ]
+)
+PAGE_SIZE = 2000
+API_ENDPOINTS = ("versions", "query", "query_more", "describe", "limits")
+SECRET_KEY = "x1hqBG2mPmNn1zxuHzW5rkGt3pZ5nyhoa8bvk5Oqa0A="  # a throwaway Fernet key for the run's tokens
+POSTGRES_ADMIN_URL = os.environ.get(
+    "SF_PIPELINE_BENCH_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+)
+DEFAULT_SIZES = "100000,1000000"
+QUICK_SIZES = "2000,20000"
+
+# Targets (reported, not asserted).
+TARGET_RATE = 20_000
+TARGET_CEILING_RATIO = 0.5
+TARGET_PEAK_MB = 600
+TARGET_PEAK_GROWTH = 1.5
+TARGET_INCREMENTAL_FRACTION = 0.05
+TARGET_IDLE_CALLS = 3
+
+
+def pipeline_soql() -> str:
+    """The SOQL the pipeline's plan builds for a full sync of the integration under test."""
+    fields = tuple(dict.fromkeys([*ALWAYS_QUERIED, *(f for f, _ in MAPPINGS)]))
+    return ObjectPlan(OBJECT, fields, None, True, None, None, "").soql()
+
+
+# --- the sandbox ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Sandbox:
+    proc: subprocess.Popen[str]
+    info: dict[str, Any]
+    control: ControlClient
+    ready_s: float
+
+    def api_counts(self) -> dict[str, int]:
+        counters = self.control.counters()
+        return {k: int(counters.get(k, 0)) for k in API_ENDPOINTS}
+
+
+@contextmanager
+def sandbox(records: int, seed: int) -> Iterator[Sandbox]:
+    entry = Path(sys.executable).with_name("sf-pipeline")
+    command = [str(entry), "sandbox", "serve", "--json", "--records", str(records), "--seed", str(seed)]
+    started = time.perf_counter()
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line.strip().startswith("{"):
+            proc.kill()
+            _, err = proc.communicate()
+            raise SystemExit(f"the sandbox did not start: {err.strip()[-2000:]}")
+        info = json.loads(line)
+        # requests lets REQUESTS_CA_BUNDLE override a session's ``verify``: trust the sandbox's bundle
+        # (its CA plus certifi's) process-wide, as the sync subprocesses do.
+        for var in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE"):
+            os.environ[var] = info["ca_bundle"]
+        control = ControlClient(info["instance_url"], secret=info["client_secret"], verify=info["ca_bundle"])
+        yield Sandbox(proc, info, control, time.perf_counter() - started)
+        control.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def password_token(info: dict[str, Any]) -> str:
+    response = requests.post(
+        info["login_url"] + "/services/oauth2/token",
+        data={
+            "grant_type": "password",
+            "client_id": info["client_id"],
+            "client_secret": info["client_secret"],
+            "username": info["username"],
+            "password": info["password"],
+        },
+        verify=info["ca_bundle"],
+        timeout=60,
+    )
+    response.raise_for_status()
+    return str(response.json()["access_token"])
+
+
+@dataclass
+class Ceiling:
+    records: int
+    seconds: float
+    calls: int
+
+    @property
+    def rate(self) -> float:
+        return self.records / self.seconds
+
+
+def measure_ceiling(box: Sandbox, soql: str) -> Ceiling:
+    """requests + json, following nextRecordsUrl: every page of the pipeline's query, nothing else."""
+    info = box.info
+    session = requests.Session()
+    session.verify = info["ca_bundle"]
+    session.headers["Authorization"] = f"Bearer {password_token(info)}"
+    session.headers["Sforce-Query-Options"] = f"batchSize={PAGE_SIZE}"
+    base = info["instance_url"]
+    started = time.perf_counter()
+    page = session.get(f"{base}/services/data/v59.0/queryAll", params={"q": soql}, timeout=600).json()
+    count, calls = len(page["records"]), 1
+    while not page["done"]:
+        page = session.get(base + page["nextRecordsUrl"], timeout=600).json()
+        count += len(page["records"])
+        calls += 1
+    seconds = time.perf_counter() - started
+    session.close()
+    return Ceiling(count, seconds, calls)
+
+
+def change_records(box: Sandbox, k: int) -> int:
+    """``touch_random`` picks k random live Leads (and stamps them); then a real change to mapped
+    fields, so each one is a user update and not just a re-read."""
+    ids = box.control.touch_random(OBJECT, k)
+    suffix = uuid.uuid4().hex[:6]
+    changes = {rid: {"FirstName": f"Bench{i}{suffix}", "Phone": f"+1 555 {i % 10_000:04d}"} for i, rid in enumerate(ids)}
+    for start in range(0, len(ids), 20_000):
+        batch = dict(list(changes.items())[start : start + 20_000])
+        box.control.update_many(OBJECT, batch)
+    return len(ids)
+
+
+# --- a backend: database, home, Dagster instance, the connected integration --------------------------
+
+
+@contextmanager
+def database_url(backend: str, home: Path) -> Iterator[str]:
+    if backend == "sqlite":
+        yield f"sqlite:///{home / 'sf_pipeline.db'}"
+        return
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin_url = make_url(POSTGRES_ADMIN_URL)
+    name = f"sfp_bench_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield admin_url.set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+def sync_env(home: Path, url: str, ca_bundle: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "SF_PIPELINE_HOME": str(home),
+        "SF_PIPELINE_DATABASE_URL": url,
+        "SF_PIPELINE_SECRET_KEY": SECRET_KEY,
+        "DAGSTER_HOME": str(home / "dagster"),
+        "REQUESTS_CA_BUNDLE": ca_bundle,
+        "SSL_CERT_FILE": ca_bundle,
+        "CURL_CA_BUNDLE": ca_bundle,
+    }
+
+
+def set_up_integration(box: Sandbox, env: dict[str, str]) -> Database:
+    settings = load_settings(env)
+    database = Database.from_settings(settings)
+    cipher = Cipher(SECRET_KEY, source="the bench key")
+    info = box.info
+    authorizer = RefreshTokenImport(
+        login_url=info["login_url"],
+        client=ClientCredentials(info["client_id"], info["client_secret"]),
+        refresh_token=box.control.issue_refresh_token()["refresh_token"],
+    )
+    connect(database, cipher, NAME, authorizer, project_id=1)
+    with database.session() as session:
+        apply_spec(
+            session,
+            parse_spec(SPEC.format(name=NAME, login_url=info["login_url"])),
+            describe=describe_provider(database, cipher, NAME),
+            now=datetime.now(UTC),
+        )
+    return database
+
+
+@dataclass
+class SyncResult:
+    label: str
+    summary: dict[str, Any]
+    wall_s: float
+    run_s: float | None
+    peak_rss_mb: float
+    server_calls: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def fetched(self) -> int:
+        return int(self.summary.get("fetched", 0))
+
+    @property
+    def api_calls(self) -> int:
+        return int(self.summary.get("api_calls", 0))
+
+    @property
+    def server_api_calls(self) -> int:
+        return sum(self.server_calls.values())
+
+
+def run_sync(box: Sandbox, env: dict[str, str], database: Database, label: str, log_dir: Path) -> SyncResult:
+    """``sf-pipeline sync NAME --json`` in a subprocess; wall clock and ru_maxrss from ``os.wait4``."""
+    entry = Path(sys.executable).with_name("sf-pipeline")
+    before = box.api_counts()
+    out_path, err_path = log_dir / f"{label}.out", log_dir / f"{label}.err"
+    with out_path.open("w") as out, err_path.open("w") as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen([str(entry), "sync", NAME, "--json"], stdout=out, stderr=err, env=env, cwd=ROOT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    after = box.api_counts()
+    text = out_path.read_text().strip()
+    try:
+        summary = json.loads(text.splitlines()[-1]) if text else {}
+    except json.JSONDecodeError:
+        summary = {}
+    if proc.returncode != 0 or summary.get("status") != "succeeded":
+        tail = err_path.read_text()[-3000:]
+        raise SystemExit(f"sync {label} failed (exit {proc.returncode}): {text}\n{tail}")
+    run_s = None
+    with database.session() as session:
+        run = session.get(SyncRun, summary["run_id"])
+        if run is not None and run.started_at and run.finished_at:
+            run_s = (run.finished_at - run.started_at).total_seconds()
+    return SyncResult(
+        label=label,
+        summary=summary,
+        wall_s=wall,
+        run_s=run_s,
+        peak_rss_mb=usage.ru_maxrss / 1024,
+        server_calls={k: after[k] - before[k] for k in API_ENDPOINTS if after[k] != before[k]},
+    )
+
+
+@dataclass
+class BackendResult:
+    backend: str
+    size: int
+    initial: SyncResult
+    changed: int
+    incremental: SyncResult
+    idle: SyncResult
+
+
+def bench_backend(box: Sandbox, backend: str, size: int, change_fraction: float, keep_logs: Path) -> BackendResult:
+    with tempfile.TemporaryDirectory(prefix=f"sfp-bench-{backend}-") as tmp:
+        home = Path(tmp)
+        with database_url(backend, home) as url:
+            env = sync_env(home, url, box.info["ca_bundle"])
+            database = set_up_integration(box, env)
+            try:
+                log_dir = keep_logs / f"{backend}-{size}"
+                log_dir.mkdir(parents=True, exist_ok=True)
+                initial = run_sync(box, env, database, "initial", log_dir)
+                report(f"  {backend:8} initial      {fmt_sync(initial)}")
+                changed = change_records(box, max(1, round(size * change_fraction)))
+                incremental = run_sync(box, env, database, "incremental", log_dir)
+                report(f"  {backend:8} incremental  {fmt_sync(incremental)} ({changed} Leads changed)")
+                idle = run_sync(box, env, database, "idle", log_dir)
+                report(f"  {backend:8} no change    {fmt_sync(idle)}")
+            finally:
+                database.dispose()
+    return BackendResult(backend, size, initial, changed, incremental, idle)
+
+
+def fmt_sync(r: SyncResult) -> str:
+    s = r.summary
+    return (
+        f"wall {r.wall_s:.1f}s, run {r.run_s or 0:.1f}s, fetched {s['fetched']}, created {s['created']}, "
+        f"updated {s['updated']}, unchanged {s['unchanged']}, api {s['api_calls']} "
+        f"(sandbox {r.server_api_calls}: {r.server_calls}), peak {r.peak_rss_mb:.0f} MB"
+    )
+
+
+def report(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+# --- the table ----------------------------------------------------------------------------------------
+
+
+def machine_line() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = "unknown memory"
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+                break
+    except OSError:
+        pass
+    return (
+        f"{os.cpu_count()} CPUs (nproc), {mem} memory, {cpu}, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+    )
+
+
+def allowed_initial_calls(records: int) -> int:
+    return math.ceil(records / 2000) + 10
+
+
+def build_table(ceilings: dict[int, Ceiling], results: list[BackendResult]) -> list[str]:
+    rows = [
+        "| Size | Backend | Measurement | Records | Wall s | Run s | Records/s (wall) | Records/s (run) "
+        "| × ceiling (wall) | × ceiling (run) | API calls (pipeline / sandbox) | Peak RSS MB |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for size, c in sorted(ceilings.items()):
+        rows.append(
+            f"| {size:,} | – | ceiling: requests + json | {c.records:,} | {c.seconds:.2f} | – | {c.rate:,.0f} | – "
+            f"| 1.00 | – | – / {c.calls} | – |"
+        )
+    for r in sorted(results, key=lambda r: (r.size, r.backend)):
+        c = ceilings[r.size]
+        for label, s in (
+            ("initial full sync", r.initial),
+            (f"incremental, {r.changed:,} changed", r.incremental),
+            ("incremental, no change", r.idle),
+        ):
+            rate_wall = s.fetched / s.wall_s if s.wall_s else 0
+            rate_run = s.fetched / s.run_s if s.run_s else 0
+            full = s is r.initial
+            rows.append(
+                f"| {r.size:,} | {r.backend} | {label} | {s.fetched:,} | {s.wall_s:.2f} | "
+                f"{(s.run_s or 0):.2f} | {f'{rate_wall:,.0f}' if full else '–'} | "
+                f"{f'{rate_run:,.0f}' if full else '–'} | {f'{rate_wall / c.rate:.2f}' if full else '–'} | "
+                f"{f'{rate_run / c.rate:.2f}' if full else '–'} | {s.api_calls} / {s.server_api_calls} | "
+                f"{s.peak_rss_mb:,.0f} |"
+            )
+    return rows
+
+
+def check_targets(ceilings: dict[int, Ceiling], results: list[BackendResult]) -> list[str]:
+    lines = []
+
+    def mark(ok: bool) -> str:
+        return "PASS" if ok else "FAIL"
+
+    by_backend: dict[str, dict[int, BackendResult]] = {}
+    for r in results:
+        by_backend.setdefault(r.backend, {})[r.size] = r
+    for backend, sized in sorted(by_backend.items()):
+        for size, r in sorted(sized.items()):
+            i, c = r.initial, ceilings[size]
+            rate_wall, rate_run = i.fetched / i.wall_s, i.fetched / (i.run_s or i.wall_s)
+            calls_allowed = allowed_initial_calls(i.fetched)
+            p = f"{backend} {size:,}:"
+            lines += [
+                f"- {p} initial ≥ {TARGET_RATE:,} records/s — {mark(rate_wall >= TARGET_RATE)} "
+                f"(wall {rate_wall:,.0f}; run {rate_run:,.0f})",
+                f"- {p} initial ≥ {TARGET_CEILING_RATIO} × ceiling ({c.rate:,.0f}/s) — "
+                f"{mark(rate_wall >= TARGET_CEILING_RATIO * c.rate)} (wall {rate_wall / c.rate:.2f}; "
+                f"run {rate_run / c.rate:.2f})",
+                f"- {p} initial API calls ≤ ceil(records/2000)+10 = {calls_allowed} — "
+                f"{mark(max(i.api_calls, i.server_api_calls) <= calls_allowed)} "
+                f"(pipeline {i.api_calls}, sandbox {i.server_api_calls})",
+                f"- {p} peak RSS < {TARGET_PEAK_MB} MB — {mark(i.peak_rss_mb < TARGET_PEAK_MB)} "
+                f"({i.peak_rss_mb:,.0f} MB)",
+                f"- {p} incremental after {r.changed:,} changes ≤ {TARGET_INCREMENTAL_FRACTION:.0%} of the initial "
+                f"sync's time — {mark(r.incremental.wall_s <= TARGET_INCREMENTAL_FRACTION * i.wall_s)} "
+                f"(wall {r.incremental.wall_s:.2f}s = {r.incremental.wall_s / i.wall_s:.1%}; run "
+                f"{(r.incremental.run_s or 0):.2f}s = {(r.incremental.run_s or 0) / (i.run_s or i.wall_s):.1%})",
+                f"- {p} no-change incremental ≤ {TARGET_IDLE_CALLS} API calls per object — "
+                f"{mark(max(r.idle.api_calls, r.idle.server_api_calls) <= TARGET_IDLE_CALLS)} "
+                f"(pipeline {r.idle.api_calls}, sandbox {r.idle.server_api_calls}: {r.idle.server_calls})",
+            ]
+        sizes = sorted(sized)
+        if len(sizes) >= 2:
+            small, big = sized[sizes[0]].initial, sized[sizes[-1]].initial
+            growth = big.peak_rss_mb / small.peak_rss_mb
+            lines.append(
+                f"- {backend}: peak RSS at {sizes[-1]:,} ≤ {TARGET_PEAK_GROWTH} × at {sizes[0]:,} — "
+                f"{mark(growth <= TARGET_PEAK_GROWTH)} ({big.peak_rss_mb:,.0f} / {small.peak_rss_mb:,.0f} MB = "
+                f"{growth:.2f}×)"
+            )
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default=None, help=f"Lead counts, comma-separated (default {DEFAULT_SIZES})")
+    parser.add_argument("--backends", default="sqlite,postgres", help="sqlite, postgres or both")
+    parser.add_argument("--quick", action="store_true", help=f"a smoke run: sizes {QUICK_SIZES}")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--change-fraction", type=float, default=0.01)
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results.md")
+    parser.add_argument("--logs", type=Path, default=None, help="keep each sync's stdout/stderr here")
+    opts = parser.parse_args()
+    sizes = [int(s.replace("_", "")) for s in (opts.sizes or (QUICK_SIZES if opts.quick else DEFAULT_SIZES)).split(",")]
+    backends = [b.strip() for b in opts.backends.split(",") if b.strip()]
+    for b in backends:
+        if b not in ("sqlite", "postgres"):
+            parser.error(f"unknown backend {b!r}")
+    machine = machine_line()
+    soql = pipeline_soql()
+    report(f"machine: {machine}")
+    report(f"query: {soql}")
+    ceilings: dict[int, Ceiling] = {}
+    results: list[BackendResult] = []
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="sfp-bench-logs-") as tmp_logs:
+        logs = opts.logs or Path(tmp_logs)
+        for size in sorted(sizes):
+            with sandbox(size, opts.seed) as box:
+                report(f"{size:,} Leads: sandbox ready in {box.ready_s:.1f}s at {box.info['instance_url']}")
+                ceilings[size] = measure_ceiling(box, soql)
+                c = ceilings[size]
+                report(f"  ceiling: {c.records} records in {c.seconds:.2f}s = {c.rate:,.0f}/s, {c.calls} calls")
+                for backend in backends:
+                    results.append(bench_backend(box, backend, size, opts.change_fraction, logs))
+    total = time.perf_counter() - started
+    table = build_table(ceilings, results)
+    targets = check_targets(ceilings, results)
+    text = "\n".join(
+        [
+            "# Sync benchmark",
+            "",
+            f"Machine: {machine}",
+            "",
+            f"Integration: {OBJECT} only, no rules; mappings "
+            + ", ".join(f"{f}→{p}" for f, p in MAPPINGS)
+            + f". Query: `{soql}` (queryAll, batchSize={PAGE_SIZE}).",
+            "",
+            "Wall = the `sf-pipeline sync NAME --json` subprocess end to end (interpreter start, imports, "
+            "Dagster run bookkeeping and the post-sync health checks included). Run = the sync's own work "
+            "from the run row (extract start to the upsert's commit). Ceiling = requests + json following "
+            "nextRecordsUrl over the same query, measured in this run. API calls = the pipeline's count / "
+            "the sandbox's count of REST API requests during the sync. Peak RSS = ru_maxrss of the sync "
+            "subprocess.",
+            "",
+            *table,
+            "",
+            "Targets:",
+            "",
+            *targets,
+            "",
+            f"Bench run took {total / 60:.1f} minutes.",
+            "",
+        ]
+    )
+    print(text)
+    opts.output.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

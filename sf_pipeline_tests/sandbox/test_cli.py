@@ -1,0 +1,81 @@
+"""``sandbox serve`` as a separate process: one JSON line once ready, then serving until signalled."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import requests
+from typer.testing import CliRunner
+
+from sf_pipeline.cli.sandbox import app
+
+KEYS = {"login_url", "instance_url", "ca_bundle", "client_id", "client_secret", "username", "password"}
+
+
+@contextmanager
+def serving(*args: str) -> Iterator[tuple[subprocess.Popen[str], dict[str, Any]]]:
+    proc = subprocess.Popen([sys.executable, "-m", "sf_pipeline.cli.sandbox", "serve", "--json", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        yield proc, json.loads(line)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
+
+
+def _password_token(info: dict[str, Any]) -> requests.Response:
+    return requests.post(info["login_url"] + "/services/oauth2/token", timeout=10, verify=info["ca_bundle"] or True,
+                         data={"grant_type": "password", "client_id": info["client_id"],
+                               "client_secret": info["client_secret"], "username": info["username"],
+                               "password": info["password"]})
+
+
+def test_serve_json_prints_one_line_then_serves_until_sigterm(tmp_path: Path) -> None:
+    with serving("--records", "25", "--seed", "2", "--state", str(tmp_path)) as (proc, info):
+        assert set(info) == KEYS
+        assert info["login_url"] == info["instance_url"]
+        assert info["login_url"].startswith("https://127.0.0.1:")
+        assert info["ca_bundle"] == str(tmp_path / "bundle.pem")
+        assert "BEGIN CERTIFICATE" in Path(info["ca_bundle"]).read_text()
+        token = _password_token(info).json()["access_token"]
+        count = requests.get(info["instance_url"] + "/services/data/v59.0/query", timeout=10,
+                             params={"q": "SELECT COUNT() FROM Lead"}, verify=info["ca_bundle"],
+                             headers={"Authorization": f"Bearer {token}"}).json()
+        assert count["totalSize"] == 25
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        assert proc.stdout is not None and proc.stdout.read() == ""
+
+
+def test_state_dir_keeps_credentials_across_restarts(tmp_path: Path) -> None:
+    with serving("--state", str(tmp_path)) as (proc, first):
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=10)
+    with serving("--state", str(tmp_path)) as (_, second):
+        assert {k: second[k] for k in ("client_id", "client_secret", "username", "password")} == \
+            {k: first[k] for k in ("client_id", "client_secret", "username", "password")}
+        assert _password_token(second).status_code == 200
+
+
+def test_insecure_http_serves_plain_http_without_a_bundle() -> None:
+    with serving("--insecure-http") as (_, info):
+        assert info["login_url"].startswith("http://127.0.0.1:")
+        assert info["ca_bundle"] is None
+        assert _password_token(info).status_code == 200
+
+
+def test_serve_is_a_subcommand_of_the_sandbox_app() -> None:
+    result = CliRunner().invoke(app, ["serve", "--help"])
+    assert result.exit_code == 0
+    for option in ("--port", "--records", "--seed", "--state", "--insecure-http", "--json"):
+        assert option in result.output
