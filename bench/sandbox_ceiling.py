@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -93,6 +94,16 @@ def pull_with_simple_salesforce(info: dict[str, Any], token: str) -> tuple[int, 
     return count, time.perf_counter() - started
 
 
+def _rss(proc: subprocess.Popen[str]) -> str:
+    """The sandbox process's resident memory, from /proc (Linux only)."""
+    try:
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+    except OSError:
+        return "RSS unknown"
+    kib = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+    return f"RSS {kib / 1024:,.0f} MiB"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -103,7 +114,7 @@ def main() -> None:
     started = time.perf_counter()
     proc, info = start_sandbox(opts.records, opts.seed)
     ready = time.perf_counter() - started
-    print(f"sandbox with {opts.records} leads ready in {ready:.1f}s at {info['login_url']}")
+    print(f"sandbox with {opts.records} leads ready in {ready:.1f}s at {info['login_url']}, {_rss(proc)}")
     try:
         token = password_login(info)
         for label, pull in (
@@ -112,6 +123,7 @@ def main() -> None:
         ):
             count, seconds = pull(info, token)
             print(f"{label:>18}: {count} records in {seconds:.2f}s = {count / seconds:,.0f} records/s")
+        print(f"sandbox after both pulls: {_rss(proc)}")
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -152,7 +152,7 @@ def demo_command(
             if activity is not None:
                 activity.stop()
             for child in reversed(children):
-                say(f"Stopping the {child.name} (process group {child.pid})...")
+                say(f"Stopping {child.name} (process group {child.pid})...")
                 child.stop()
             say("Demo stopped.")
     if failed:
@@ -181,7 +181,7 @@ def _watch(children: list[Child], stop: threading.Event) -> bool:
         for child in children:
             if not child.running():
                 typer.echo(
-                    f"Error: the {child.name} exited with status {child.process.returncode} "
+                    f"Error: {child.name} exited with status {child.process.returncode} "
                     f"(log: {child.log}):\n{log_tail(child.log)}",
                     err=True,
                 )

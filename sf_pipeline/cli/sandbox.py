@@ -73,7 +73,10 @@ def serve(
     if records:
         if not json_output:
             err.print(f"Generating {records} leads and contacts (seed {seed})...")
-        populate(org, records=records, seed=seed)
+        try:
+            populate(org, records=records, seed=seed)
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
     server = SandboxServer(org, port=port, https=not insecure_http, state_dir=state).start()
     info: dict[str, Any] = {
         "login_url": server.url,

@@ -164,7 +164,7 @@ def _read_line(child: Child, stream: IO[bytes], *, timeout: float, stop: threadi
         if stop.is_set():
             raise Interrupted()
         if time.monotonic() > deadline:
-            raise DemoError(f"the {child.name} did not start within {timeout:g}s (log: {child.log})")
+            raise DemoError(f"{child.name} did not start within {timeout:g}s (log: {child.log})")
         ready, _, _ = select.select([fd], [], [], 0.25)
         if not ready:
             continue
@@ -172,7 +172,7 @@ def _read_line(child: Child, stream: IO[bytes], *, timeout: float, stop: threadi
         if not chunk:
             child.process.wait(timeout=5)
             raise DemoError(
-                f"the {child.name} exited with status {child.process.returncode} before it was ready "
+                f"{child.name} exited with status {child.process.returncode} before it was ready "
                 f"(log: {child.log}):\n{log_tail(child.log)}"
             )
         buffer += chunk
@@ -200,7 +200,7 @@ def start_sandbox(
     state = home / "sandbox"
     argv = [sys.executable, "-m", "sf_pipeline.cli.main", "sandbox", "serve", "--json",
             "--records", str(records), "--seed", str(seed), "--state", str(state)]
-    child = _spawn("sandbox", argv, env=env, log=home / "logs" / "sandbox.log", stdout_pipe=True)
+    child = _spawn("the sandbox", argv, env=env, log=home / "logs" / "sandbox.log", stdout_pipe=True)
     try:
         assert child.process.stdout is not None
         line = _read_line(child, child.process.stdout, timeout=timeout, stop=stop)

@@ -166,10 +166,10 @@ class SalesforceClient:
         attempts = 0
         refreshes = 0
         while True:
-            sf = self._api()
-            if count:
-                self.api_calls += 1
             try:
+                sf = self._api()  # the first token may need fetching, which can fail transiently
+                if count:
+                    self.api_calls += 1
                 result = fn(sf, *args)
             except _CAUGHT as exc:
                 error = map_error(exc)

@@ -13,8 +13,9 @@ org changed since it was rendered (``Org.revision``) and it is the page asked fo
 from __future__ import annotations
 
 import threading
+from array import array
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -42,7 +43,7 @@ def _executor() -> ThreadPoolExecutor:
 class Cursor:
     locator: str
     projection: Projection
-    rows: list[int]
+    rows: Sequence[int]  # an array of row numbers: 8 bytes a row, no int objects
     batch_size: int
     last_used: datetime
     _ahead: tuple[PageKey, Future[bytes]] | None = None
@@ -75,13 +76,13 @@ class Cursors:
         self._open: OrderedDict[str, Cursor] = OrderedDict()
         self._counter = 0
 
-    def open(self, projection: Projection, rows: list[int], batch_size: int) -> Cursor:
+    def open(self, projection: Projection, rows: Sequence[int], batch_size: int) -> Cursor:
         with self._lock:
             self._counter += 1
             cursor = Cursor(
                 make_id(KEY_PREFIXES["QueryLocator"], self._counter),
                 projection,
-                rows,
+                array("q", rows),
                 batch_size,
                 self.clock.now(),
             )

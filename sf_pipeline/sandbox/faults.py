@@ -6,6 +6,10 @@ A fault applies to the next ``count`` requests of one endpoint kind:
 - ``status``: answer ``status`` (500 ``UNKNOWN_EXCEPTION`` or 503 ``SERVER_UNAVAILABLE``);
 - ``drop``: send the headers and half the body, then close the connection;
 - ``query_timeout``: answer 400 ``QUERY_TIMEOUT``, as a real org does for a slow query.
+
+Endpoint kinds: ``query`` (query and queryAll), ``query_more`` (nextRecordsUrl pages), ``describe``
+(global and per object), ``record`` (``sobjects/X/{Id}``), ``limits``, ``token``, ``identity``,
+``authorize``, ``revoke`` and ``versions``.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ EndpointKind = Literal[
     "query",
     "query_more",
     "describe",
+    "record",
     "limits",
     "token",
     "identity",

@@ -312,7 +312,8 @@ def _blank(rng: Rng, values: list[Any], rate: float) -> list[Any]:
 
 
 def _rows(rng: Rng, n: int, rate: float) -> list[int]:
-    return np.flatnonzero(rng.random(n) < rate).tolist()  # type: ignore[no-any-return]
+    rows: list[int] = np.flatnonzero(rng.random(n) < rate).tolist()
+    return rows
 
 
 def _datetimes(*columns: np.ndarray[Any, Any]) -> list[list[str]]:
@@ -332,6 +333,17 @@ def _datetimes(*columns: np.ndarray[Any, Any]) -> list[list[str]]:
         out.append(shared[start : start + len(c)])
         start += len(c)
     return out
+
+
+@cache
+def _phone_numbers() -> list[str]:
+    """80,000 distinct numbers in assorted formats, shared by the records that use them."""
+    return [fmt.format(d) for fmt in PHONE_FORMATS for d in range(10000)]
+
+
+@cache
+def _mobile_numbers() -> list[str]:
+    return [f"+1 555 {d:07d}" for d in range(0, 10**7, 97)]
 
 
 @cache
@@ -402,13 +414,8 @@ def _people(rng: Rng, n: int) -> dict[str, list[Any]]:
     _blank(rng, first, 0.03)
     for i in _rows(rng, n, 0.002):
         last[i] = ("Wolfeschlegelsteinhausenbergerdorff" * 3)[:80]
-    phones = [
-        PHONE_FORMATS[f].format(d)
-        for f, d in zip(
-            rng.integers(0, len(PHONE_FORMATS), n).tolist(), rng.integers(0, 10000, n).tolist(), strict=True
-        )
-    ]
-    mobiles = [f"+1 555 {d:07d}" for d in rng.integers(0, 10**7, n).tolist()]
+    phones = _pick(rng, _phone_numbers(), n)
+    mobiles = _pick(rng, _mobile_numbers(), n)
     titles = _pick(rng, TITLES, n, none_rate=0.2)
     for i in _rows(rng, n, 0.002):
         titles[i] = (

@@ -10,7 +10,9 @@ import base64
 import hashlib
 import hmac
 import re
+from collections.abc import Sequence
 
+from sf_pipeline.sandbox import ids
 from sf_pipeline.sandbox.auth import Grant
 from sf_pipeline.sandbox.clock import epoch_ms, format_datetime
 from sf_pipeline.sandbox.cursors import Cursor
@@ -72,15 +74,17 @@ def _run_query(org: Org, req: Request, *, include_deleted: bool) -> Response:
         return json_text_response(page_json(total=total, records="", next_url=None))
     rows = org.run(plan, include_deleted=include_deleted)
     size = _batch_size(req, org.query_settings.batch_size)
-    cursor = org.cursors.open(plan.projection, rows, size) if len(rows) > size else None
-    return _page(org, req, plan.projection, rows, 0, size, cursor)
+    if len(rows) <= size:
+        return _page(org, req, plan.projection, rows, 0, size, None)
+    cursor = org.cursors.open(plan.projection, rows, size)
+    return _page(org, req, cursor.projection, cursor.rows, 0, size, cursor)
 
 
 def _page(
     org: Org,
     req: Request,
     projection: Projection,
-    rows: list[int],
+    rows: Sequence[int],
     offset: int,
     size: int,
     cursor: Cursor | None,
@@ -100,7 +104,7 @@ def _page(
 
 
 def _render_page(
-    projection: Projection, rows: list[int], offset: int, size: int, version: str, cursor: Cursor | None
+    projection: Projection, rows: Sequence[int], offset: int, size: int, version: str, cursor: Cursor | None
 ) -> bytes:
     end = offset + size
     next_url = (
@@ -142,6 +146,20 @@ def sobject_basic(org: Org, req: Request) -> Response:
         raise NotFound("The requested resource does not exist")
     described = global_describe([schema], req.params["version"])["sobjects"][0]
     return json_response({"objectDescribe": described, "recentItems": []})
+
+
+def sobject_row(org: Org, req: Request) -> Response:
+    """``GET sobjects/{Object}/{Id}[?fields=A,B]``: one live record, every readable field by default."""
+    schema = org.schema(req.params["sobject"])
+    record_id = ids.normalize(req.params["record_id"])
+    if schema is None or record_id is None:
+        raise NotFound("The requested resource does not exist")
+    wanted = req.query.get("fields") or ", ".join(f.name for f in schema.fields())
+    plan = org.plan(f"SELECT {wanted} FROM {schema.name} WHERE Id = '{record_id}'")
+    rows = org.run(plan, include_deleted=False)
+    if plan.projection is None or not rows:
+        raise NotFound("The requested resource does not exist")
+    return json_text_response(render_records(plan.projection, rows, req.params["version"]))
 
 
 def limits(org: Org, req: Request) -> Response:

@@ -81,7 +81,7 @@ class Projection:
 
 
 def _render(
-    sobject: str, id_get: Getter, items: Sequence[OutField | OutRelation], rows: list[int], version: str
+    sobject: str, id_get: Getter, items: Sequence[OutField | OutRelation], rows: Sequence[int], version: str
 ) -> list[str]:
     columns: list[list[str]] = []
     for item in items:
@@ -97,7 +97,7 @@ def _render(
     return [template % values for values in zip(map(id_get, rows), *columns, strict=True)]
 
 
-def render_records(projection: Projection, rows: list[int], version: str) -> str:
+def render_records(projection: Projection, rows: Sequence[int], version: str) -> str:
     """The JSON text of a ``records`` array (without brackets) for ``rows``."""
     return ",".join(_render(projection.sobject, projection.id_get, projection.items, rows, version))
 
@@ -108,7 +108,7 @@ def page_json(*, total: int, records: str, next_url: str | None) -> str:
     return f'{{"totalSize":{total},"done":false,"nextRecordsUrl":"{next_url}","records":[{records}]}}'
 
 
-def render_record_dicts(projection: Projection, rows: list[int], version: str) -> list[dict[str, Any]]:
+def render_record_dicts(projection: Projection, rows: Sequence[int], version: str) -> list[dict[str, Any]]:
     """Decoded records, for in-process callers and tests."""
     decoded: list[dict[str, Any]] = json.loads("[" + render_records(projection, rows, version) + "]")
     return decoded

@@ -30,6 +30,7 @@ ROUTES: tuple[Route, ...] = (
     _r("GET", _V + r"/sobjects", rest.sobjects, "describe", "api"),
     _r("GET", _V + r"/sobjects/" + _OBJ, rest.sobject_basic, "describe", "api"),
     _r("GET", _V + r"/sobjects/" + _OBJ + r"/describe", rest.sobject_describe_resource, "describe", "api"),
+    _r("GET", _V + r"/sobjects/" + _OBJ + "/" + _ID, rest.sobject_row, "record", "api"),
     _r("GET", _V + r"/limits", rest.limits, "limits", "api"),
     _r("GET", r"/services/oauth2/authorize", rest.oauth_authorize, "authorize", "public"),
     _r("POST", r"/services/oauth2/token", rest.oauth_token, "token", "public"),

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Literal
+from typing import Literal, cast
 
 from sf_pipeline.sandbox.clock import format_datetime
 from sf_pipeline.sandbox.errors import MalformedQuery, SandboxError
@@ -178,7 +178,7 @@ def tokenize(text: str) -> list[Token]:
             raise error(MalformedQuery, text, pos, f"no viable alternative at character '{text[pos]}'")
         kind = m.lastgroup
         if kind != "ws":
-            tokens.append(Token(kind, m.group(), pos))  # type: ignore[arg-type]
+            tokens.append(Token(cast(TokenKind, kind), m.group(), pos))
         pos = m.end()
     tokens.append(Token("eof", "", len(text)))
     return tokens
@@ -373,7 +373,7 @@ class _Parser:
         tok = self.tok
         if tok.kind == "op":
             self.advance()
-            op: ComparisonOp = "!=" if tok.text == "<>" else tok.text  # type: ignore[assignment]
+            op = cast(ComparisonOp, "!=" if tok.text == "<>" else tok.text)
             return Comparison(path, op, (self.value(),), tok.pos)
         if tok.keyword("LIKE"):
             self.advance()
@@ -384,7 +384,7 @@ class _Parser:
             return Comparison(path, "NOT IN", self.value_list(), tok.pos)
         if tok.keyword("IN", "INCLUDES", "EXCLUDES"):
             self.advance()
-            return Comparison(path, tok.text.upper(), self.value_list(), tok.pos)  # type: ignore[arg-type]
+            return Comparison(path, cast(ComparisonOp, tok.text.upper()), self.value_list(), tok.pos)
         raise self.unexpected()
 
     def value_list(self) -> tuple[Value, ...]:

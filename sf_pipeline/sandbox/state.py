@@ -26,14 +26,14 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sf_pipeline.sandbox import ids
 from sf_pipeline.sandbox.auth import Auth, AuthSettings, ConnectedApp, Grant, User
 from sf_pipeline.sandbox.clock import OrgClock, format_datetime, parse_datetime
 from sf_pipeline.sandbox.cursors import Cursors
 from sf_pipeline.sandbox.errors import RequestLimitExceeded
-from sf_pipeline.sandbox.faults import Counters, Fault, Faults
+from sf_pipeline.sandbox.faults import Counters, EndpointKind, Fault, FaultKind, Faults
 from sf_pipeline.sandbox.field_values import coerce
 from sf_pipeline.sandbox.planner import Plan, compile_query
 from sf_pipeline.sandbox.records_json import render_record_dicts
@@ -64,6 +64,14 @@ class ApiQuota:
 
     def usage(self) -> tuple[int, int]:
         with self._lock:
+            return self.used, self.max
+
+    def set(self, *, max: int | None = None, used: int | None = None) -> tuple[int, int]:
+        with self._lock:
+            if max is not None:
+                self.max = max
+            if used is not None:
+                self.used = used
             return self.used, self.max
 
 
@@ -484,12 +492,7 @@ class Org:
         self.auth.expire_sessions(after_requests)
 
     def set_api_quota(self, *, max: int | None = None, used: int | None = None) -> tuple[int, int]:
-        with self.quota._lock:
-            if max is not None:
-                self.quota.max = max
-            if used is not None:
-                self.quota.used = used
-            return self.quota.used, self.quota.max
+        return self.quota.set(max=max, used=used)
 
     def api_usage(self) -> tuple[int, int]:
         return self.quota.usage()
@@ -497,7 +500,8 @@ class Org:
     def inject_fault(
         self, endpoint: str, kind: str, *, count: int = 1, latency_ms: int = 0, status: int = 500
     ) -> Fault:
-        return self.faults.inject(Fault(endpoint, kind, count, latency_ms, status))  # type: ignore[arg-type]
+        fault = Fault(cast(EndpointKind, endpoint), cast(FaultKind, kind), count, latency_ms, status)
+        return self.faults.inject(fault)
 
     def set_options(self, **options: Any) -> dict[str, Any]:
         """Switches: refresh_token_rotation, deny_consent, require_secret, session_timeout_seconds,

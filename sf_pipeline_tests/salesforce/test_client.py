@@ -318,6 +318,19 @@ def test_transient_failure_of_the_token_endpoint_is_retried(
     assert client.token_refreshes == 2
 
 
+def test_transient_failure_fetching_the_first_token_is_retried(
+    sandbox: SandboxHandle, sleep: FakeSleep
+) -> None:
+    tokens = StaticRefreshTokenSource(
+        sandbox.login_url, sandbox.client_id, sandbox.client_secret, sandbox.issue_refresh_token()
+    )
+    sandbox.org.inject_fault("token", "drop")
+    with SalesforceClient(tokens, sleep=sleep) as client:
+        assert client.count("SELECT COUNT() FROM Lead") == LEADS
+        assert client.api_calls == 1  # the failed token request never reached the instance
+    assert len(sleep.delays) == 1
+
+
 # ------------------------------------------------------------------------------------- refusals
 
 

@@ -21,8 +21,12 @@ KEYS = {"login_url", "instance_url", "ca_bundle", "client_id", "client_secret", 
 
 @contextmanager
 def serving(*args: str) -> Iterator[tuple[subprocess.Popen[str], dict[str, Any]]]:
-    proc = subprocess.Popen([sys.executable, "-m", "sf_pipeline.cli.sandbox", "serve", "--json", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sf_pipeline.cli.sandbox", "serve", "--json", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -34,10 +38,18 @@ def serving(*args: str) -> Iterator[tuple[subprocess.Popen[str], dict[str, Any]]
 
 
 def _password_token(info: dict[str, Any]) -> requests.Response:
-    return requests.post(info["login_url"] + "/services/oauth2/token", timeout=10, verify=info["ca_bundle"] or True,
-                         data={"grant_type": "password", "client_id": info["client_id"],
-                               "client_secret": info["client_secret"], "username": info["username"],
-                               "password": info["password"]})
+    return requests.post(
+        info["login_url"] + "/services/oauth2/token",
+        timeout=10,
+        verify=info["ca_bundle"] or True,
+        data={
+            "grant_type": "password",
+            "client_id": info["client_id"],
+            "client_secret": info["client_secret"],
+            "username": info["username"],
+            "password": info["password"],
+        },
+    )
 
 
 def test_serve_json_prints_one_line_then_serves_until_sigterm(tmp_path: Path) -> None:
@@ -48,9 +60,13 @@ def test_serve_json_prints_one_line_then_serves_until_sigterm(tmp_path: Path) ->
         assert info["ca_bundle"] == str(tmp_path / "bundle.pem")
         assert "BEGIN CERTIFICATE" in Path(info["ca_bundle"]).read_text()
         token = _password_token(info).json()["access_token"]
-        count = requests.get(info["instance_url"] + "/services/data/v59.0/query", timeout=10,
-                             params={"q": "SELECT COUNT() FROM Lead"}, verify=info["ca_bundle"],
-                             headers={"Authorization": f"Bearer {token}"}).json()
+        count = requests.get(
+            info["instance_url"] + "/services/data/v59.0/query",
+            timeout=10,
+            params={"q": "SELECT COUNT() FROM Lead"},
+            verify=info["ca_bundle"],
+            headers={"Authorization": f"Bearer {token}"},
+        ).json()
         assert count["totalSize"] == 25
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
@@ -62,8 +78,9 @@ def test_state_dir_keeps_credentials_across_restarts(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=10)
     with serving("--state", str(tmp_path)) as (_, second):
-        assert {k: second[k] for k in ("client_id", "client_secret", "username", "password")} == \
-            {k: first[k] for k in ("client_id", "client_secret", "username", "password")}
+        assert {k: second[k] for k in ("client_id", "client_secret", "username", "password")} == {
+            k: first[k] for k in ("client_id", "client_secret", "username", "password")
+        }
         assert _password_token(second).status_code == 200
 
 

@@ -21,8 +21,11 @@ def test_control_api_needs_the_client_secret(sandbox: SandboxHandle) -> None:
 
 def test_records_round_trip_through_the_control_api(sandbox: SandboxHandle, sf: Salesforce) -> None:
     control = sandbox.control
-    a, b = control.create("Lead", [{"LastName": "A", "Company": "C"}, {"LastName": "B", "Company": "C"}],
-                          at="2024-01-01T00:00:00Z")
+    a, b = control.create(
+        "Lead",
+        [{"LastName": "A", "Company": "C"}, {"LastName": "B", "Company": "C"}],
+        at="2024-01-01T00:00:00Z",
+    )
     control.update("Lead", a, {"Email": "a@c.test"}, at="2024-02-01T00:00:00Z")
     control.delete("Lead", [b], at="2024-03-01T00:00:00Z")
     assert control.get("Lead", a)["LastModifiedDate"] == "2024-02-01T00:00:00.000+0000"
@@ -54,8 +57,10 @@ def test_clock_control(sandbox: SandboxHandle) -> None:
     assert control.advance_clock(3600)["now"] == "2024-06-15T13:00:00.000+0000"
     assert control.set_clock("2025-01-01T00:00:00Z")["now"] == "2025-01-01T00:00:00.000+0000"
     assert control.unfreeze_clock()["frozen"] is False
-    assert control.freeze_clock("2030-01-01T00:00:00+01:00") == {"now": "2029-12-31T23:00:00.000+0000",
-                                                                 "frozen": True}
+    assert control.freeze_clock("2030-01-01T00:00:00+01:00") == {
+        "now": "2029-12-31T23:00:00.000+0000",
+        "frozen": True,
+    }
     [lead] = control.create("Lead", [{"LastName": "N", "Company": "C"}])
     assert control.get("Lead", lead)["CreatedDate"] == "2029-12-31T23:00:00.000+0000"
 
@@ -102,6 +107,10 @@ def test_fields_and_generation_over_http(sandbox: SandboxHandle, sf: Salesforce)
 
 
 def test_unknown_control_paths_are_not_found(sandbox: SandboxHandle) -> None:
-    response = requests.get(sandbox.instance_url + "/__sandbox__/nope", verify=sandbox.ca_bundle, timeout=10,
-                            headers={"X-Sandbox-Secret": sandbox.client_secret})
+    response = requests.get(
+        sandbox.instance_url + "/__sandbox__/nope",
+        verify=sandbox.ca_bundle,
+        timeout=10,
+        headers={"X-Sandbox-Secret": sandbox.client_secret},
+    )
     assert response.status_code == 404

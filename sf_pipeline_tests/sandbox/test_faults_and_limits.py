@@ -35,8 +35,9 @@ def test_latency_fault_delays_the_next_matching_requests_only(org: Org, api: Api
 
 
 @pytest.mark.parametrize(("status", "code"), [(500, "UNKNOWN_EXCEPTION"), (503, "SERVER_UNAVAILABLE")])
-def test_status_fault_answers_salesforce_server_errors(org: Org, api: Api, sf: Salesforce, leads: list[str],
-                                                        status: int, code: int) -> None:
+def test_status_fault_answers_salesforce_server_errors(
+    org: Org, api: Api, sf: Salesforce, leads: list[str], status: int, code: int
+) -> None:
     org.inject_fault("query_more", "status", status=status, count=2)
     first = api.query("SELECT Id FROM Lead").json()
     response = api.get(first["nextRecordsUrl"])
@@ -47,7 +48,9 @@ def test_status_fault_answers_salesforce_server_errors(org: Org, api: Api, sf: S
     assert len(api.get(first["nextRecordsUrl"]).json()["records"]) == 5  # the cursor survived
 
 
-def test_dropped_connection_mid_body_breaks_the_read_then_recovers(org: Org, api: Api, leads: list[str]) -> None:
+def test_dropped_connection_mid_body_breaks_the_read_then_recovers(
+    org: Org, api: Api, leads: list[str]
+) -> None:
     first = api.query("SELECT Id FROM Lead").json()
     org.inject_fault("query_more", "drop")
     with pytest.raises(requests.exceptions.ChunkedEncodingError):
@@ -59,8 +62,9 @@ def test_query_timeout_fault_is_a_400_query_timeout(org: Org, sf: Salesforce, le
     org.inject_fault("query", "query_timeout")
     with pytest.raises(SalesforceMalformedRequest) as caught:
         sf.query("SELECT Id FROM Lead")
-    assert caught.value.content == [{"message": "Your query request was running for too long.",
-                                     "errorCode": "QUERY_TIMEOUT"}]
+    assert caught.value.content == [
+        {"message": "Your query request was running for too long.", "errorCode": "QUERY_TIMEOUT"}
+    ]
     assert sf.query("SELECT Id FROM Lead")["totalSize"] == 12
 
 
@@ -79,8 +83,9 @@ def test_token_and_identity_faults(org: Org, sandbox: SandboxHandle) -> None:
     tokens = sandbox.issue_tokens()
     org.inject_fault("identity", "drop")
     with pytest.raises(requests.exceptions.ChunkedEncodingError):
-        sandbox.session().get(tokens["id"], headers={"Authorization": f"Bearer {tokens['access_token']}"},
-                              timeout=10)
+        sandbox.session().get(
+            tokens["id"], headers={"Authorization": f"Bearer {tokens['access_token']}"}, timeout=10
+        )
 
 
 def test_fault_injection_rejects_unknown_kinds(org: Org) -> None:
@@ -92,7 +97,9 @@ def test_fault_injection_rejects_unknown_kinds(org: Org) -> None:
         org.inject_fault("query", "status", status=418)
 
 
-def test_counters_count_requests_per_endpoint(sandbox: SandboxHandle, sf: Salesforce, leads: list[str]) -> None:
+def test_counters_count_requests_per_endpoint(
+    sandbox: SandboxHandle, sf: Salesforce, leads: list[str]
+) -> None:
     sandbox.control.reset_counters()
     sf.query_all("SELECT Id FROM Lead")
     sf.Lead.describe()
@@ -119,22 +126,30 @@ def test_sessions_expire_after_two_idle_hours_of_org_clock(org: Org, sf: Salesfo
 
 
 def test_simple_salesforce_logs_in_again_when_its_session_expires(org: Org, sandbox: SandboxHandle) -> None:
-    sf = Salesforce(username=sandbox.username, password=sandbox.password, consumer_key=sandbox.client_id,
-                    consumer_secret=sandbox.client_secret, session=sandbox.login_session())
+    sf = Salesforce(
+        username=sandbox.username,
+        password=sandbox.password,
+        consumer_key=sandbox.client_id,
+        consumer_secret=sandbox.client_secret,
+        session=sandbox.login_session(),
+    )
     first = sf.session_id
     org.expire_sessions()
     assert sf.query("SELECT COUNT() FROM Lead")["totalSize"] == 0
     assert sf.session_id != first
 
 
-def test_quota_exhaustion_is_403_request_limit_exceeded_with_limit_info(org: Org, api: Api,
-                                                                         sf: Salesforce) -> None:
+def test_quota_exhaustion_is_403_request_limit_exceeded_with_limit_info(
+    org: Org, api: Api, sf: Salesforce
+) -> None:
     org.set_api_quota(max=100, used=98)
     assert api.query("SELECT COUNT() FROM Lead").headers["Sforce-Limit-Info"] == "api-usage=99/100"
     assert api.query("SELECT COUNT() FROM Lead").headers["Sforce-Limit-Info"] == "api-usage=100/100"
     refused = api.query("SELECT COUNT() FROM Lead")
     assert refused.status_code == 403
-    assert refused.json() == [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
+    assert refused.json() == [
+        {"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}
+    ]
     assert refused.headers["Sforce-Limit-Info"] == "api-usage=100/100"
     with pytest.raises(SalesforceRefusedRequest):
         sf.query("SELECT COUNT() FROM Lead")

@@ -25,11 +25,17 @@ def _pkce() -> tuple[str, str]:
 
 
 def authorize(sandbox: SandboxHandle, **overrides: str) -> requests.Response:
-    params = {"response_type": "code", "client_id": sandbox.client_id, "redirect_uri": REDIRECT,
-              "state": "st-123", "scope": "api refresh_token id"}
+    params = {
+        "response_type": "code",
+        "client_id": sandbox.client_id,
+        "redirect_uri": REDIRECT,
+        "state": "st-123",
+        "scope": "api refresh_token id",
+    }
     params.update(overrides)
-    return sandbox.session().get(sandbox.login_url + "/services/oauth2/authorize", params=params,
-                                 allow_redirects=False, timeout=10)
+    return sandbox.session().get(
+        sandbox.login_url + "/services/oauth2/authorize", params=params, allow_redirects=False, timeout=10
+    )
 
 
 def redirected_query(response: requests.Response) -> dict[str, str]:
@@ -44,8 +50,14 @@ def token(sandbox: SandboxHandle, **form: str) -> requests.Response:
 
 
 def exchange(sandbox: SandboxHandle, code: str, verifier: str | None, **extra: str) -> requests.Response:
-    form = {"grant_type": "authorization_code", "code": code, "client_id": sandbox.client_id,
-            "client_secret": sandbox.client_secret, "redirect_uri": REDIRECT, **extra}
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "client_id": sandbox.client_id,
+        "client_secret": sandbox.client_secret,
+        "redirect_uri": REDIRECT,
+        **extra,
+    }
     if verifier is not None:
         form["code_verifier"] = verifier
     return token(sandbox, **form)
@@ -64,15 +76,24 @@ def test_authorization_code_flow_with_pkce_and_state(sandbox: SandboxHandle) -> 
     response = exchange(sandbox, query["code"], verifier)
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"access_token", "refresh_token", "signature", "scope", "instance_url", "id", "token_type",
-                         "issued_at"}
+    assert set(body) == {
+        "access_token",
+        "refresh_token",
+        "signature",
+        "scope",
+        "instance_url",
+        "id",
+        "token_type",
+        "issued_at",
+    }
     assert body["instance_url"] == sandbox.instance_url
     assert body["token_type"] == "Bearer"
     assert body["scope"] == "api refresh_token id"
     assert body["issued_at"].isdigit() and len(body["issued_at"]) == 13
     assert body["id"] == f"{sandbox.login_url}/id/{sandbox.org.org_id}/{sandbox.org.auth.user.user_id}"
-    expected = hmac.new(sandbox.client_secret.encode(), (body["id"] + body["issued_at"]).encode(),
-                        hashlib.sha256).digest()
+    expected = hmac.new(
+        sandbox.client_secret.encode(), (body["id"] + body["issued_at"]).encode(), hashlib.sha256
+    ).digest()
     assert base64.b64decode(body["signature"]) == expected
     assert body["access_token"].startswith(sandbox.org.org_id[:15] + "!")
 
@@ -80,7 +101,9 @@ def test_authorization_code_flow_with_pkce_and_state(sandbox: SandboxHandle) -> 
 def test_tokens_from_the_code_flow_work_with_simple_salesforce(sandbox: SandboxHandle) -> None:
     code, verifier = code_for(sandbox)
     body = exchange(sandbox, code, verifier).json()
-    sf = Salesforce(instance_url=body["instance_url"], session_id=body["access_token"], session=requests.Session())
+    sf = Salesforce(
+        instance_url=body["instance_url"], session_id=body["access_token"], session=requests.Session()
+    )
     assert sf.query("SELECT COUNT() FROM Lead")["totalSize"] == 0
 
 
@@ -89,18 +112,24 @@ def test_tokens_from_the_code_flow_work_with_simple_salesforce(sandbox: SandboxH
     [
         ({"code_verifier": "wrong-verifier"}, "invalid_grant", "invalid code verifier"),
         ({"code_verifier": ""}, "invalid_grant", "invalid code verifier"),
-        ({"redirect_uri": "http://localhost:9999/other"}, "redirect_uri_mismatch",
-         "redirect_uri must match configuration"),
+        (
+            {"redirect_uri": "http://localhost:9999/other"},
+            "redirect_uri_mismatch",
+            "redirect_uri must match configuration",
+        ),
         ({"client_secret": "nope"}, "invalid_client", "invalid client credentials"),
         ({"client_id": "nope"}, "invalid_client_id", "client identifier invalid"),
         ({"code": "forged"}, "invalid_grant", "invalid authorization code"),
     ],
 )
-def test_code_exchange_errors(sandbox: SandboxHandle, tamper: dict[str, str], error: str,
-                              description: str) -> None:
+def test_code_exchange_errors(
+    sandbox: SandboxHandle, tamper: dict[str, str], error: str, description: str
+) -> None:
     code, verifier = code_for(sandbox)
     form: dict[str, Any] = {"code_verifier": verifier, **tamper}
-    response = exchange(sandbox, tamper.get("code", code), None, **{k: v for k, v in form.items() if k != "code"})
+    response = exchange(
+        sandbox, tamper.get("code", code), None, **{k: v for k, v in form.items() if k != "code"}
+    )
     assert response.status_code == 400
     assert response.json() == {"error": error, "error_description": description}
 
@@ -113,7 +142,9 @@ def test_authorization_code_is_single_use(sandbox: SandboxHandle) -> None:
     assert again.json()["error"] == "invalid_grant"
 
 
-def test_authorization_code_expires_after_fifteen_minutes_of_org_clock(org: Org, sandbox: SandboxHandle) -> None:
+def test_authorization_code_expires_after_fifteen_minutes_of_org_clock(
+    org: Org, sandbox: SandboxHandle
+) -> None:
     code, verifier = code_for(sandbox)
     org.clock.advance(15 * 60 + 1)
     response = exchange(sandbox, code, verifier)
@@ -123,8 +154,11 @@ def test_authorization_code_expires_after_fifteen_minutes_of_org_clock(org: Org,
 def test_consent_denial_redirects_with_access_denied_and_state(org: Org, sandbox: SandboxHandle) -> None:
     org.set_options(deny_consent=True)
     query = redirected_query(authorize(sandbox))
-    assert query == {"error": "access_denied", "error_description": "end-user denied authorization",
-                     "state": "st-123"}
+    assert query == {
+        "error": "access_denied",
+        "error_description": "end-user denied authorization",
+        "state": "st-123",
+    }
 
 
 def test_authorize_rejects_unknown_clients_and_unregistered_redirects_without_redirecting(
@@ -144,11 +178,18 @@ def test_authorize_with_another_response_type_redirects_an_error(sandbox: Sandbo
 
 
 def _refresh(sandbox: SandboxHandle, refresh_token: str) -> requests.Response:
-    return token(sandbox, grant_type="refresh_token", refresh_token=refresh_token, client_id=sandbox.client_id,
-                 client_secret=sandbox.client_secret)
+    return token(
+        sandbox,
+        grant_type="refresh_token",
+        refresh_token=refresh_token,
+        client_id=sandbox.client_id,
+        client_secret=sandbox.client_secret,
+    )
 
 
-def test_refresh_grant_returns_a_new_access_token_without_rotating(sandbox: SandboxHandle, api_check: Any) -> None:
+def test_refresh_grant_returns_a_new_access_token_without_rotating(
+    sandbox: SandboxHandle, api_check: Any
+) -> None:
     refresh_token = sandbox.issue_refresh_token()
     body = _refresh(sandbox, refresh_token).json()
     assert "refresh_token" not in body
@@ -157,8 +198,9 @@ def test_refresh_grant_returns_a_new_access_token_without_rotating(sandbox: Sand
     assert _refresh(sandbox, refresh_token).status_code == 200
 
 
-def test_refresh_token_rotation_returns_a_new_token_and_invalidates_the_old(org: Org,
-                                                                             sandbox: SandboxHandle) -> None:
+def test_refresh_token_rotation_returns_a_new_token_and_invalidates_the_old(
+    org: Org, sandbox: SandboxHandle
+) -> None:
     org.set_options(refresh_token_rotation=True)
     old = sandbox.issue_refresh_token()
     body = _refresh(sandbox, old).json()
@@ -171,17 +213,22 @@ def test_refresh_token_rotation_returns_a_new_token_and_invalidates_the_old(org:
 
 def test_refresh_with_basic_client_authentication(sandbox: SandboxHandle) -> None:
     refresh_token = sandbox.issue_refresh_token()
-    response = sandbox.session().post(sandbox.login_url + "/services/oauth2/token",
-                                      data={"grant_type": "refresh_token", "refresh_token": refresh_token},
-                                      auth=(sandbox.client_id, sandbox.client_secret), timeout=10)
+    response = sandbox.session().post(
+        sandbox.login_url + "/services/oauth2/token",
+        data={"grant_type": "refresh_token", "refresh_token": refresh_token},
+        auth=(sandbox.client_id, sandbox.client_secret),
+        timeout=10,
+    )
     assert response.status_code == 200
 
 
-def test_revoked_refresh_token_is_invalid_grant_and_its_access_tokens_die(sandbox: SandboxHandle,
-                                                                          api_check: Any) -> None:
+def test_revoked_refresh_token_is_invalid_grant_and_its_access_tokens_die(
+    sandbox: SandboxHandle, api_check: Any
+) -> None:
     tokens = sandbox.issue_tokens()
-    revoke = sandbox.session().post(sandbox.login_url + "/services/oauth2/revoke",
-                                    data={"token": tokens["refresh_token"]}, timeout=10)
+    revoke = sandbox.session().post(
+        sandbox.login_url + "/services/oauth2/revoke", data={"token": tokens["refresh_token"]}, timeout=10
+    )
     assert revoke.status_code == 200
     assert _refresh(sandbox, tokens["refresh_token"]).json()["error"] == "invalid_grant"
     api_check(tokens["access_token"], status=401)
@@ -189,14 +236,17 @@ def test_revoked_refresh_token_is_invalid_grant_and_its_access_tokens_die(sandbo
 
 def test_revoking_an_access_token_keeps_the_refresh_token(sandbox: SandboxHandle, api_check: Any) -> None:
     tokens = sandbox.issue_tokens()
-    sandbox.session().post(sandbox.login_url + "/services/oauth2/revoke", data={"token": tokens["access_token"]},
-                           timeout=10)
+    sandbox.session().post(
+        sandbox.login_url + "/services/oauth2/revoke", data={"token": tokens["access_token"]}, timeout=10
+    )
     api_check(tokens["access_token"], status=401)
     assert _refresh(sandbox, tokens["refresh_token"]).status_code == 200
 
 
 def test_revoking_an_unknown_token_is_an_oauth_error(sandbox: SandboxHandle) -> None:
-    response = sandbox.session().post(sandbox.login_url + "/services/oauth2/revoke", data={"token": "x"}, timeout=10)
+    response = sandbox.session().post(
+        sandbox.login_url + "/services/oauth2/revoke", data={"token": "x"}, timeout=10
+    )
     assert response.status_code == 400
     assert response.json()["error"] == "unsupported_token_type"
 
@@ -209,8 +259,14 @@ def test_revoke_all_tokens_from_the_control_api(sandbox: SandboxHandle, api_chec
 
 
 def test_password_grant_issues_an_access_token_only(sandbox: SandboxHandle) -> None:
-    response = token(sandbox, grant_type="password", client_id=sandbox.client_id,
-                     client_secret=sandbox.client_secret, username=sandbox.username, password=sandbox.password)
+    response = token(
+        sandbox,
+        grant_type="password",
+        client_id=sandbox.client_id,
+        client_secret=sandbox.client_secret,
+        username=sandbox.username,
+        password=sandbox.password,
+    )
     assert response.status_code == 200
     assert "refresh_token" not in response.json()
 
@@ -226,17 +282,29 @@ def test_password_grant_issues_an_access_token_only(sandbox: SandboxHandle) -> N
         ({"grant_type": ""}, "unsupported_grant_type", "grant type not supported"),
     ],
 )
-def test_password_grant_errors(sandbox: SandboxHandle, form: dict[str, str], error: str, description: str) -> None:
-    base = {"grant_type": "password", "client_id": sandbox.client_id, "client_secret": sandbox.client_secret,
-            "username": sandbox.username, "password": sandbox.password}
+def test_password_grant_errors(
+    sandbox: SandboxHandle, form: dict[str, str], error: str, description: str
+) -> None:
+    base = {
+        "grant_type": "password",
+        "client_id": sandbox.client_id,
+        "client_secret": sandbox.client_secret,
+        "username": sandbox.username,
+        "password": sandbox.password,
+    }
     response = token(sandbox, **{**base, **form})
     assert response.status_code == 400
     assert response.json() == {"error": error, "error_description": description}
 
 
 def test_simple_salesforce_oauth_password_login_through_a_login_session(sandbox: SandboxHandle) -> None:
-    sf = Salesforce(username=sandbox.username, password=sandbox.password, consumer_key=sandbox.client_id,
-                    consumer_secret=sandbox.client_secret, session=sandbox.login_session())
+    sf = Salesforce(
+        username=sandbox.username,
+        password=sandbox.password,
+        consumer_key=sandbox.client_id,
+        consumer_secret=sandbox.client_secret,
+        session=sandbox.login_session(),
+    )
     assert sf.sf_instance == sandbox.instance_url.removeprefix("https://")
     assert sf.query("SELECT COUNT() FROM Lead")["totalSize"] == 0
 
@@ -250,7 +318,9 @@ def test_token_endpoint_requires_post(sandbox: SandboxHandle) -> None:
 def test_identity_url_describes_the_user(sandbox: SandboxHandle) -> None:
     tokens = sandbox.issue_tokens()
     session = sandbox.session()
-    response = session.get(tokens["id"], headers={"Authorization": f"Bearer {tokens['access_token']}"}, timeout=10)
+    response = session.get(
+        tokens["id"], headers={"Authorization": f"Bearer {tokens['access_token']}"}, timeout=10
+    )
     assert response.status_code == 200
     body = response.json()
     assert body["organization_id"] == sandbox.org.org_id
@@ -272,8 +342,11 @@ def test_identity_url_with_a_bad_token_is_a_bare_403(sandbox: SandboxHandle) -> 
 @pytest.fixture
 def api_check(sandbox: SandboxHandle) -> Any:
     def check(access_token: str, status: int = 200) -> None:
-        response = sandbox.session().get(sandbox.instance_url + "/services/data/v59.0/limits",
-                                         headers={"Authorization": f"Bearer {access_token}"}, timeout=10)
+        response = sandbox.session().get(
+            sandbox.instance_url + "/services/data/v59.0/limits",
+            headers={"Authorization": f"Bearer {access_token}"},
+            timeout=10,
+        )
         assert response.status_code == status
 
     return check

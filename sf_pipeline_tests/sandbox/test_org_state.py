@@ -14,8 +14,12 @@ def test_created_records_get_ids_and_audit_timestamps_from_the_org_clock(org: Or
     [lead] = org.create("Lead", [{"LastName": "Ng", "Company": "Acme"}])
     assert lead.startswith("00Q") and len(lead) == 18
     record = org.get("Lead", lead)
-    assert record["CreatedDate"] == record["LastModifiedDate"] == record["SystemModstamp"] == \
-        "2024-06-15T12:00:00.000+0000"
+    assert (
+        record["CreatedDate"]
+        == record["LastModifiedDate"]
+        == record["SystemModstamp"]
+        == "2024-06-15T12:00:00.000+0000"
+    )
     assert record["IsDeleted"] is False
     assert record["Status"] == "Open - Not Contacted"
     assert record["HasOptedOutOfEmail"] is False
@@ -28,8 +32,11 @@ def test_automatic_timestamps_are_truncated_to_the_second(org: Org) -> None:
 
 
 def test_explicit_timestamps_override_the_clock(org: Org) -> None:
-    [lead] = org.create("Lead", [{"LastName": "Ng", "Company": "A", "CreatedDate": "2020-01-01T00:00:00Z"}],
-                        at="2021-05-05T05:05:05.123+02:00")
+    [lead] = org.create(
+        "Lead",
+        [{"LastName": "Ng", "Company": "A", "CreatedDate": "2020-01-01T00:00:00Z"}],
+        at="2021-05-05T05:05:05.123+02:00",
+    )
     record = org.get("Lead", lead)
     assert record["CreatedDate"] == "2020-01-01T00:00:00.000+0000"
     assert record["LastModifiedDate"] == "2021-05-05T03:05:05.123+0000"
@@ -79,8 +86,11 @@ def test_touch_random_without_shared_timestamp_spreads_them(org: Org) -> None:
     org.create("Lead", [{"LastName": f"L{i}", "Company": "A"} for i in range(10)], at="2024-01-01T00:00:00Z")
     touched = org.touch_random("Lead", 3)
     stamps = [org.get("Lead", t)["LastModifiedDate"] for t in touched]
-    assert stamps == ["2024-06-15T12:00:00.000+0000", "2024-06-15T12:00:01.000+0000",
-                      "2024-06-15T12:00:02.000+0000"]
+    assert stamps == [
+        "2024-06-15T12:00:00.000+0000",
+        "2024-06-15T12:00:01.000+0000",
+        "2024-06-15T12:00:02.000+0000",
+    ]
 
 
 def test_lead_conversion_creates_a_contact_and_marks_the_lead(org: Org) -> None:
@@ -108,8 +118,13 @@ def test_campaign_member_reads_name_and_email_through_to_its_lead(org: Org) -> N
 
 @pytest.mark.parametrize(
     ("values", "error"),
-    [({"Nope": 1}, KeyError), ({"NumberOfEmployees": "ten"}, ValueError), ({"HasOptedOutOfEmail": None}, ValueError),
-     ({"Id": "00Q8d0000000001EAA"}, ValueError), ({"ConvertedContactId": "bad id"}, ValueError)],
+    [
+        ({"Nope": 1}, KeyError),
+        ({"NumberOfEmployees": "ten"}, ValueError),
+        ({"HasOptedOutOfEmail": None}, ValueError),
+        ({"Id": "00Q8d0000000001EAA"}, ValueError),
+        ({"ConvertedContactId": "bad id"}, ValueError),
+    ],
 )
 def test_bad_values_are_refused(org: Org, values: dict[str, object], error: type[Exception]) -> None:
     with pytest.raises(error):

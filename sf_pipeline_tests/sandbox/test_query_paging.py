@@ -15,8 +15,9 @@ from sf_pipeline_tests.sandbox.conftest import Api
 @pytest.fixture
 def many(org: Org) -> list[str]:
     # 2,500 leads sharing only five LastModifiedDates: paging must still follow Id within each tie.
-    return org.create("Lead", [{"LastName": f"L{i}", "Company": "C"} for i in range(2500)],
-                      at="2024-06-01T00:00:00Z")
+    return org.create(
+        "Lead", [{"LastName": f"L{i}", "Company": "C"} for i in range(2500)], at="2024-06-01T00:00:00Z"
+    )
 
 
 def test_simple_salesforce_pages_through_every_record_in_order(sf: Salesforce, many: list[str]) -> None:
@@ -38,10 +39,13 @@ def test_first_page_reports_total_and_a_root_relative_next_url(api: Api, many: l
     assert [r["Id"] for r in page["records"] + last["records"]] == many
 
 
-@pytest.mark.parametrize(("asked", "served"), [("batchSize=500", 500), ("batchSize=50", 200),
-                                               ("batchSize=5000", 2000), ("nonsense", 2000)])
-def test_query_options_batch_size_is_honoured_between_200_and_2000(api: Api, many: list[str], asked: str,
-                                                                  served: int) -> None:
+@pytest.mark.parametrize(
+    ("asked", "served"),
+    [("batchSize=500", 500), ("batchSize=50", 200), ("batchSize=5000", 2000), ("nonsense", 2000)],
+)
+def test_query_options_batch_size_is_honoured_between_200_and_2000(
+    api: Api, many: list[str], asked: str, served: int
+) -> None:
     page = api.query("SELECT Id FROM Lead", headers={"Sforce-Query-Options": asked}).json()
     assert len(page["records"]) == served
 
@@ -51,8 +55,11 @@ def test_simple_salesforce_passes_batch_size_to_every_page(sf: Salesforce, many:
     result = sf.query("SELECT Id FROM Lead", headers={"Sforce-Query-Options": "batchSize=1000"})
     pages.append(len(result["records"]))
     while not result["done"]:
-        result = sf.query_more(result["nextRecordsUrl"], identifier_is_url=True,
-                               headers={"Sforce-Query-Options": "batchSize=1000"})
+        result = sf.query_more(
+            result["nextRecordsUrl"],
+            identifier_is_url=True,
+            headers={"Sforce-Query-Options": "batchSize=1000"},
+        )
         pages.append(len(result["records"]))
     assert pages == [1000, 1000, 500]
 
@@ -87,8 +94,9 @@ def test_pages_are_a_snapshot_of_the_matching_ids(org: Org, api: Api, many: list
     assert rest[0]["LastName"] == "Renamed"  # values are read when the page is served
 
 
-def test_query_all_returns_deleted_rows_and_pages_through_query_locators(org: Org, sf: Salesforce,
-                                                                          many: list[str]) -> None:
+def test_query_all_returns_deleted_rows_and_pages_through_query_locators(
+    org: Org, sf: Salesforce, many: list[str]
+) -> None:
     org.delete("Lead", many[:10])
     assert sf.query("SELECT COUNT() FROM Lead")["totalSize"] == 2490
     every = sf.query_all("SELECT Id, IsDeleted FROM Lead", include_deleted=True)["records"]
@@ -131,7 +139,10 @@ def test_opening_more_cursors_than_allowed_releases_the_oldest(org: Org, api: Ap
 
 def test_count_query_over_http(api: Api, many: list[str]) -> None:
     assert api.query("SELECT COUNT() FROM Lead WHERE LastName LIKE 'L1%'").json() == {
-        "totalSize": 1 + 10 + 100 + 1000, "done": True, "records": []}
+        "totalSize": 1 + 10 + 100 + 1000,
+        "done": True,
+        "records": [],
+    }
 
 
 def test_empty_result(api: Api) -> None:

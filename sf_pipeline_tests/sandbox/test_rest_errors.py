@@ -18,7 +18,11 @@ from sf_pipeline_tests.sandbox.conftest import Api
 
 
 def test_every_response_carries_limit_info_and_json_content_type(api: Api) -> None:
-    for response in (api.query("SELECT Id FROM Lead"), api.query("SELECT Nope FROM Lead"), api.get("/nowhere")):
+    for response in (
+        api.query("SELECT Id FROM Lead"),
+        api.query("SELECT Nope FROM Lead"),
+        api.get("/nowhere"),
+    ):
         assert response.headers["Sforce-Limit-Info"].startswith("api-usage=")
         assert response.headers["Content-Type"] == "application/json;charset=UTF-8"
 
@@ -46,22 +50,30 @@ def test_query_errors_are_400_json_lists(api: Api, sf: Salesforce, soql: str, co
 def test_missing_query_string_is_malformed(api: Api) -> None:
     response = api.get("/services/data/v59.0/query")
     assert response.status_code == 400
-    assert response.json() == [{"message": "A query string has to be specified", "errorCode": "MALFORMED_QUERY"}]
+    assert response.json() == [
+        {"message": "A query string has to be specified", "errorCode": "MALFORMED_QUERY"}
+    ]
 
 
 @pytest.mark.parametrize("authorization", [None, "Bearer nope", "Basic abc", "Bearer"])
-def test_missing_or_unknown_token_is_invalid_session_id(sandbox: SandboxHandle, authorization: str | None) -> None:
+def test_missing_or_unknown_token_is_invalid_session_id(
+    sandbox: SandboxHandle, authorization: str | None
+) -> None:
     headers = {"Authorization": authorization} if authorization else {}
-    response = sandbox.session().get(sandbox.instance_url + "/services/data/v59.0/limits", headers=headers,
-                                     timeout=10)
+    response = sandbox.session().get(
+        sandbox.instance_url + "/services/data/v59.0/limits", headers=headers, timeout=10
+    )
     assert response.status_code == 401
     assert response.json() == [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
     assert response.headers["Sforce-Limit-Info"].startswith("api-usage=")
 
 
 def test_oauth_scheme_is_accepted_like_bearer(sandbox: SandboxHandle, token: str) -> None:
-    response = sandbox.session().get(sandbox.instance_url + "/services/data/v59.0/limits",
-                                     headers={"Authorization": f"OAuth {token}"}, timeout=10)
+    response = sandbox.session().get(
+        sandbox.instance_url + "/services/data/v59.0/limits",
+        headers={"Authorization": f"OAuth {token}"},
+        timeout=10,
+    )
     assert response.status_code == 200
 
 
@@ -75,7 +87,9 @@ def test_unknown_paths_and_objects_are_not_found(api: Api, sf: Salesforce) -> No
     for path in ("/services/data/v59.0/nope", "/services/data/v59.0/sobjects/Nope/describe", "/%00%ff", "/"):
         response = api.get(path)
         assert response.status_code == 404
-        assert response.json() == [{"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}]
+        assert response.json() == [
+            {"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}
+        ]
     with pytest.raises(SalesforceResourceNotFound):
         sf.restful("sobjects/Nope/describe")
 
@@ -90,8 +104,10 @@ def _raw(sandbox: SandboxHandle, payload: bytes, *, read_timeout: float = 10.0) 
     """Send raw bytes over TLS and return whatever the server answers before closing."""
     assert sandbox.ca_bundle
     context = ssl.create_default_context(cafile=sandbox.ca_bundle)
-    with socket.create_connection(("127.0.0.1", sandbox.server.port), timeout=read_timeout) as raw, \
-            context.wrap_socket(raw, server_hostname="127.0.0.1") as conn:
+    with (
+        socket.create_connection(("127.0.0.1", sandbox.server.port), timeout=read_timeout) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as conn,
+    ):
         conn.sendall(payload)
         chunks = []
         try:
@@ -111,8 +127,10 @@ def _raw(sandbox: SandboxHandle, payload: bytes, *, read_timeout: float = 10.0) 
         (b"BREW /coffee HTTP/1.1\r\nHost: x\r\n\r\n", b"501"),
         (b"GET /services/data/v59.0/query HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n", b"400"),
         (b"POST /services/oauth2/token HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n", b"413"),
-        (b"POST /services/oauth2/token HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-         b"411"),
+        (
+            b"POST /services/oauth2/token HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            b"411",
+        ),
         (b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n", b"414"),
     ],
 )
@@ -127,7 +145,9 @@ def test_truncated_body_is_answered_after_a_short_wait_and_the_server_keeps_serv
     sandbox: SandboxHandle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("sf_pipeline.sandbox.server.BODY_TIMEOUT", 0.3)
-    answer = _raw(sandbox, b"POST /services/oauth2/token HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nshort")
+    answer = _raw(
+        sandbox, b"POST /services/oauth2/token HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nshort"
+    )
     assert answer.startswith(b"HTTP/1.1 400")
     assert b"shorter than its Content-Length" in answer
     assert sandbox.control.state()["records"]["Lead"] == 0
@@ -145,8 +165,9 @@ def test_bad_control_bodies_are_json_errors(sandbox: SandboxHandle) -> None:
 
 
 def test_oauth_garbage_is_an_oauth_error(sandbox: SandboxHandle) -> None:
-    response = sandbox.session().post(sandbox.login_url + "/services/oauth2/token", data=b"\xff\xfe%%%",
-                                      timeout=10)
+    response = sandbox.session().post(
+        sandbox.login_url + "/services/oauth2/token", data=b"\xff\xfe%%%", timeout=10
+    )
     assert response.status_code == 400
     assert "error" in response.json()
 

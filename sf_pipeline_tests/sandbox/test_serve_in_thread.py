@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import requests
 from simple_salesforce import Salesforce
@@ -15,9 +16,16 @@ def test_handle_gives_everything_a_pipeline_needs() -> None:
         assert sandbox.login_url == sandbox.instance_url
         assert sandbox.ca_bundle and sandbox.client_id and sandbox.client_secret
         refresh_token = sandbox.issue_refresh_token()
-        response = sandbox.session().post(sandbox.login_url + "/services/oauth2/token", timeout=10, data={
-            "grant_type": "refresh_token", "refresh_token": refresh_token, "client_id": sandbox.client_id,
-            "client_secret": sandbox.client_secret})
+        response = sandbox.session().post(
+            sandbox.login_url + "/services/oauth2/token",
+            timeout=10,
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": refresh_token,
+                "client_id": sandbox.client_id,
+                "client_secret": sandbox.client_secret,
+            },
+        )
         body = response.json()
         session = requests.Session()
         session.verify = sandbox.ca_bundle
@@ -41,15 +49,19 @@ def test_an_existing_org_can_be_served_over_plain_http() -> None:
         assert sandbox.instance_url.startswith("http://")
         assert sandbox.ca_bundle is None
         token = sandbox.issue_tokens()["access_token"]
-        response = requests.get(sandbox.instance_url + "/services/data/v59.0/query", timeout=10,
-                                params={"q": "SELECT Id FROM Lead"}, headers={"Authorization": f"Bearer {token}"})
+        response = requests.get(
+            sandbox.instance_url + "/services/data/v59.0/query",
+            timeout=10,
+            params={"q": "SELECT Id FROM Lead"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
         assert response.json()["totalSize"] == 1
 
 
 def test_bundle_trusts_the_sandbox_and_keeps_public_roots() -> None:
     with serve_in_thread() as sandbox:
         assert sandbox.ca_bundle
-        text = open(sandbox.ca_bundle).read()
+        text = Path(sandbox.ca_bundle).read_text()
         assert text.count("BEGIN CERTIFICATE") > 50  # the sandbox CA plus certifi's roots
         assert requests.get(sandbox.instance_url + "/services/data", verify=sandbox.ca_bundle, timeout=10).ok
         localhost = sandbox.instance_url.replace("127.0.0.1", "localhost")

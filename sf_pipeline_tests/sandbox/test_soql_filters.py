@@ -12,16 +12,49 @@ from sf_pipeline.sandbox import Org
 from sf_pipeline.sandbox.errors import InvalidField, InvalidQueryFilterOperator, MalformedQuery
 
 PEOPLE = [
-    {"LastName": "Alpha", "FirstName": "Ann", "Email": "ann@acme.test", "NumberOfEmployees": 10,
-     "AnnualRevenue": 1000.5, "HasOptedOutOfEmail": False, "Rating": "Hot", "Birthdate__c": "1990-01-31",
-     "Interests__c": ["Webinars", "Events"], "Score__c": 50.0, "Company": "Acme"},
-    {"LastName": "Bravo", "FirstName": "bob", "Email": "BOB@Acme.test", "NumberOfEmployees": 200,
-     "AnnualRevenue": 5e6, "HasOptedOutOfEmail": True, "Rating": "Cold", "Birthdate__c": "1985-06-15",
-     "Interests__c": ["Events"], "Score__c": 75.5, "Company": "Globex"},
-    {"LastName": "Charlie", "Email": None, "NumberOfEmployees": None, "Rating": None,
-     "Interests__c": ["Newsletters", "Webinars", "Events"], "Company": "O'Reilly \\ Sons"},
-    {"LastName": "Delta", "FirstName": "Zoë", "Email": "zoe_100%@example.org", "NumberOfEmployees": 0,
-     "Rating": "Warm", "Company": 'Quote "Co"', "Title": "line1\nline2"},
+    {
+        "LastName": "Alpha",
+        "FirstName": "Ann",
+        "Email": "ann@acme.test",
+        "NumberOfEmployees": 10,
+        "AnnualRevenue": 1000.5,
+        "HasOptedOutOfEmail": False,
+        "Rating": "Hot",
+        "Birthdate__c": "1990-01-31",
+        "Interests__c": ["Webinars", "Events"],
+        "Score__c": 50.0,
+        "Company": "Acme",
+    },
+    {
+        "LastName": "Bravo",
+        "FirstName": "bob",
+        "Email": "BOB@Acme.test",
+        "NumberOfEmployees": 200,
+        "AnnualRevenue": 5e6,
+        "HasOptedOutOfEmail": True,
+        "Rating": "Cold",
+        "Birthdate__c": "1985-06-15",
+        "Interests__c": ["Events"],
+        "Score__c": 75.5,
+        "Company": "Globex",
+    },
+    {
+        "LastName": "Charlie",
+        "Email": None,
+        "NumberOfEmployees": None,
+        "Rating": None,
+        "Interests__c": ["Newsletters", "Webinars", "Events"],
+        "Company": "O'Reilly \\ Sons",
+    },
+    {
+        "LastName": "Delta",
+        "FirstName": "Zoë",
+        "Email": "zoe_100%@example.org",
+        "NumberOfEmployees": 0,
+        "Rating": "Warm",
+        "Company": 'Quote "Co"',
+        "Title": "line1\nline2",
+    },
 ]
 
 
@@ -76,7 +109,9 @@ def names(org: Org, where: str) -> set[str]:
         ("Interests__c EXCLUDES ('Webinars')", {"Bravo", "Delta"}),
     ],
 )
-def test_comparison_operators_follow_salesforce_semantics(people: Org, where: str, expected: set[str]) -> None:
+def test_comparison_operators_follow_salesforce_semantics(
+    people: Org, where: str, expected: set[str]
+) -> None:
     assert names(people, where) == expected
 
 
@@ -111,7 +146,9 @@ def test_like_is_case_insensitive_with_escaped_wildcards(people: Org, where: str
         ("Company = 'O''Reilly'", None),
     ],
 )
-def test_quoted_strings_match_only_what_they_literally_say(people: Org, where: str, expected: set[str] | None) -> None:
+def test_quoted_strings_match_only_what_they_literally_say(
+    people: Org, where: str, expected: set[str] | None
+) -> None:
     if expected is None:
         with pytest.raises(MalformedQuery):
             names(people, where)
@@ -151,7 +188,7 @@ def test_boolean_logic_with_parentheses(people: Org, where: str, expected: set[s
         "Rating = 'Hot')",
         "Rating = ",
         "Rating == 'Hot'",
-        "Rating = \"Hot\"",
+        'Rating = "Hot"',
         "Rating = 'Hot",
         "Email NOT LIKE 'a%'",
         "Rating IN ('Hot',)",
@@ -198,8 +235,10 @@ def test_type_and_operator_mismatches_are_rejected(people: Org, where: str, erro
 def test_date_type_mismatch_uses_salesforce_message(people: Org) -> None:
     with pytest.raises(InvalidField) as caught:
         names(people, "CreatedDate > 2024-01-01")
-    assert ("value of filter criterion for field 'CreatedDate' must be of type dateTime and should not be "
-            "enclosed in quotes") in caught.value.message
+    assert (
+        "value of filter criterion for field 'CreatedDate' must be of type dateTime and should not be "
+        "enclosed in quotes"
+    ) in caught.value.message
 
 
 @pytest.mark.parametrize(

@@ -29,8 +29,13 @@ def test_parent_relationship_fields_nest_or_are_null(org: Org) -> None:
     [lead] = _leads(org, {"LastName": "Ng", "Email": "ng@x.test", "HasOptedOutOfEmail": True})
     [contact] = org.create("Contact", [{"LastName": "Ito", "Email": "ito@x.test"}])
     [campaign] = org.create("Campaign", [{"Name": "Spring Webinar"}])
-    org.create("CampaignMember", [{"CampaignId": campaign, "LeadId": lead, "Status": "Responded"},
-                                  {"CampaignId": campaign, "ContactId": contact}])
+    org.create(
+        "CampaignMember",
+        [
+            {"CampaignId": campaign, "LeadId": lead, "Status": "Responded"},
+            {"CampaignId": campaign, "ContactId": contact},
+        ],
+    )
     records = org.query(
         "SELECT Id, Lead.Email, Lead.HasOptedOutOfEmail, Contact.Email, Campaign.Name, Email, HasResponded "
         "FROM CampaignMember ORDER BY Id"
@@ -54,7 +59,9 @@ def test_parent_relationship_fields_nest_or_are_null(org: Org) -> None:
 def test_relationship_fields_filter_and_sort(org: Org) -> None:
     a, b = _leads(org, {"LastName": "A", "HasOptedOutOfEmail": True}, {"LastName": "B"})
     [campaign] = org.create("Campaign", [{"Name": "C"}])
-    org.create("CampaignMember", [{"CampaignId": campaign, "LeadId": a}, {"CampaignId": campaign, "LeadId": b}])
+    org.create(
+        "CampaignMember", [{"CampaignId": campaign, "LeadId": a}, {"CampaignId": campaign, "LeadId": b}]
+    )
     opted_out = org.query("SELECT LeadId FROM CampaignMember WHERE Lead.HasOptedOutOfEmail = true")
     assert [r["LeadId"] for r in opted_out["records"]] == [a]
     ordered = org.query("SELECT LeadId FROM CampaignMember ORDER BY Lead.LastName DESC")
@@ -73,8 +80,11 @@ def test_two_level_relationship_path(org: Org) -> None:
 
 def test_count_returns_total_size_and_no_records(org: Org) -> None:
     _leads(org, {"LastName": "A", "Rating": "Hot"}, {"LastName": "B", "Rating": "Hot"}, {"LastName": "C"})
-    assert org.query("SELECT COUNT() FROM Lead WHERE Rating = 'Hot'") == {"totalSize": 2, "done": True,
-                                                                         "records": []}
+    assert org.query("SELECT COUNT() FROM Lead WHERE Rating = 'Hot'") == {
+        "totalSize": 2,
+        "done": True,
+        "records": [],
+    }
     assert org.query("SELECT COUNT() FROM Lead LIMIT 1")["totalSize"] == 1
 
 
@@ -109,11 +119,21 @@ def test_limit_and_offset_page_through_ordered_results(org: Org) -> None:
 
 
 def test_values_come_back_in_salesforce_json_types(org: Org) -> None:
-    _leads(org, {"LastName": "T", "NumberOfEmployees": 12, "AnnualRevenue": 1500, "Discount__c": 12.5,
-                 "HasOptedOutOfEmail": True, "Birthdate__c": "1990-02-03", "Interests__c": ["Webinars", "Events"]})
+    _leads(
+        org,
+        {
+            "LastName": "T",
+            "NumberOfEmployees": 12,
+            "AnnualRevenue": 1500,
+            "Discount__c": 12.5,
+            "HasOptedOutOfEmail": True,
+            "Birthdate__c": "1990-02-03",
+            "Interests__c": ["Webinars", "Events"],
+        },
+    )
     record = org.query(
-        "SELECT NumberOfEmployees, AnnualRevenue, Discount__c, HasOptedOutOfEmail, Birthdate__c, Interests__c, "
-        "CreatedDate, IsDeleted, Phone FROM Lead"
+        "SELECT NumberOfEmployees, AnnualRevenue, Discount__c, HasOptedOutOfEmail, Birthdate__c, "
+        "Interests__c, CreatedDate, IsDeleted, Phone FROM Lead"
     )["records"][0]
     assert record["NumberOfEmployees"] == 12 and isinstance(record["NumberOfEmployees"], int)
     assert record["AnnualRevenue"] == 1500.0 and isinstance(record["AnnualRevenue"], float)
@@ -149,8 +169,9 @@ def test_values_come_back_in_salesforce_json_types(org: Org) -> None:
         ("   ", MalformedQuery, "A query string has to be specified"),
     ],
 )
-def test_unsupported_or_wrong_queries_fail_with_the_right_code(org: Org, soql: str, error: type[Exception],
-                                                               detail: str) -> None:
+def test_unsupported_or_wrong_queries_fail_with_the_right_code(
+    org: Org, soql: str, error: type[Exception], detail: str
+) -> None:
     with pytest.raises(error) as caught:
         org.query(soql)
     assert detail in str(caught.value)
