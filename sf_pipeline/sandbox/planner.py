@@ -38,6 +38,7 @@ from sf_pipeline.sandbox.soql import (
     Value,
     decode_string,
     error,
+    like_segments,
 )
 from sf_pipeline.sandbox.tables import Table
 
@@ -294,8 +295,7 @@ class _Compiler:
         if cmp.op == "LIKE":
             if value.kind != "string":
                 raise self.fail(InvalidField, value.pos, _type_message(f, kind))
-            regex = re.compile(decode_string(value, self.q.text, like=True), re.IGNORECASE | re.DOTALL)
-            return _like(get, regex.fullmatch)
+            return _like(get, like_segments(value, self.q.text))
         if value.kind == "date_literal":
             if kind not in ("date", "datetime"):
                 raise self.fail(InvalidField, value.pos, _type_message(f, kind))
@@ -341,13 +341,13 @@ class _Compiler:
         if value.kind != expected:
             raise self.fail(InvalidField, value.pos, _type_message(f, kind))
         if kind == "text":
-            text = decode_string(value, self.q.text, like=False)
+            text = decode_string(value, self.q.text)
             return text.lower() if text else None  # Salesforce stores empty text as null
         if kind == "multi":
-            text = decode_string(value, self.q.text, like=False)
+            text = decode_string(value, self.q.text)
             return frozenset(p.strip().lower() for p in text.split(";") if p.strip()) or None
         if kind == "id":
-            text = decode_string(value, self.q.text, like=False)
+            text = decode_string(value, self.q.text)
             if not text:
                 return None
             normal = ids.normalize(text)
@@ -469,19 +469,47 @@ def _type_message(f: FieldDef, kind: str) -> str:
 def _all(preds: list[Predicate]) -> Predicate:
     if len(preds) == 1:
         return preds[0]
-    first, rest = preds[0], _all(preds[1:])
-    return lambda i: first(i) and rest(i)
+    if len(preds) == 2:
+        first, second = preds
+        return lambda i: first(i) and second(i)
+    chain = tuple(preds)
+    return lambda i: all(p(i) for p in chain)
 
 
 def _any(preds: list[Predicate]) -> Predicate:
     if len(preds) == 1:
         return preds[0]
-    first, rest = preds[0], _any(preds[1:])
-    return lambda i: first(i) or rest(i)
+    if len(preds) == 2:
+        first, second = preds
+        return lambda i: first(i) or second(i)
+    chain = tuple(preds)
+    return lambda i: any(p(i) for p in chain)
 
 
-def _like(get: Getter, match: Callable[[str], object]) -> Predicate:
-    return lambda i: (v := get(i)) is not None and match(v) is not None
+def _like(get: Getter, segments: list[tuple[str, int]]) -> Predicate:
+    """LIKE without backtracking: pieces between ``%`` have fixed lengths, so the first must match
+    at the start, the last at the end, and each middle one at its leftmost place after the last."""
+    flags = re.IGNORECASE | re.DOTALL
+    compiled = [(re.compile(pattern, flags), length) for pattern, length in segments]
+    if len(compiled) == 1:
+        whole = compiled[0][0].fullmatch
+        return lambda i: (v := get(i)) is not None and whole(v) is not None
+    (head, head_len), middle, (tail, tail_len) = compiled[0], compiled[1:-1], compiled[-1]
+
+    def matches(i: int) -> bool:
+        v = get(i)
+        if v is None or head.match(v) is None:
+            return False
+        pos = head_len
+        for piece, _ in middle:
+            found = piece.search(v, pos)
+            if found is None:
+                return False
+            pos = found.end()
+        start = len(v) - tail_len
+        return start >= pos and tail.fullmatch(v, start) is not None
+
+    return matches
 
 
 def _includes(get: Getter, wanted: list[frozenset[str]], exclude: bool) -> Predicate:

@@ -12,6 +12,7 @@ is also a MALFORMED_QUERY; the parser never guesses. Names are resolved later (`
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal, cast
@@ -187,31 +188,29 @@ def tokenize(text: str) -> list[Token]:
 _ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f", '"': '"', "'": "'", "\\": "\\"}
 
 
-def decode_string(value: Value, text: str, *, like: bool) -> str:
-    """The string a quoted literal stands for; with ``like``, a regular expression for LIKE."""
+def _characters(value: Value, text: str, *, like: bool) -> Iterator[tuple[str, bool]]:
+    """The characters a quoted literal stands for, each flagged True if it is a LIKE wildcard.
+
+    Escapes: ``\\n \\r \\t \\b \\f \\" \\' \\\\ \\uXXXX``; in LIKE also ``\\%`` and ``\\_``
+    (a literal percent sign or underscore). Any other backslash is an error, as in Salesforce.
+    """
     body = value.raw[1:-1]
-    out: list[str] = []
     i = 0
     while i < len(body):
         ch = body[i]
         if ch != "\\":
-            if like and ch == "%":
-                out.append(".*")
-            elif like and ch == "_":
-                out.append(".")
-            else:
-                out.append(re.escape(ch) if like else ch)
+            yield ch, like and ch in "%_"
             i += 1
             continue
         nxt = body[i + 1] if i + 1 < len(body) else ""
         if nxt.lower() in _ESCAPES:
-            plain = _ESCAPES[nxt.lower()]
+            yield _ESCAPES[nxt.lower()], False
             i += 2
         elif nxt in "uU" and re.fullmatch(r"[0-9a-fA-F]{4}", body[i + 2 : i + 6]):
-            plain = chr(int(body[i + 2 : i + 6], 16))
+            yield chr(int(body[i + 2 : i + 6], 16)), False
             i += 6
         elif like and nxt in "%_":
-            plain = nxt
+            yield nxt, False
             i += 2
         else:
             raise error(
@@ -220,8 +219,26 @@ def decode_string(value: Value, text: str, *, like: bool) -> str:
                 value.pos + 1 + i,
                 f"Invalid string literal '{body}'. Illegal character sequence '\\{nxt}' in string literal.",
             )
-        out.append(re.escape(plain) if like else plain)
-    return "".join(out)
+
+
+def decode_string(value: Value, text: str) -> str:
+    """The string a quoted literal stands for."""
+    return "".join(ch for ch, _ in _characters(value, text, like=False))
+
+
+def like_segments(value: Value, text: str) -> list[tuple[str, int]]:
+    """A LIKE pattern split at its ``%`` wildcards into (regular expression, length) pieces, in
+    which ``_`` matches any one character and everything else matches itself."""
+    segments: list[tuple[str, int]] = []
+    current: list[str] = []
+    for ch, wildcard in _characters(value, text, like=True):
+        if wildcard and ch == "%":
+            segments.append(("".join(current), len(current)))
+            current = []
+        else:
+            current.append("." if wildcard else re.escape(ch))
+    segments.append(("".join(current), len(current)))
+    return segments
 
 
 def _parse_datetime(raw: str) -> DateTimeValue:

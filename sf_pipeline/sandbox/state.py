@@ -32,7 +32,7 @@ from sf_pipeline.sandbox import ids
 from sf_pipeline.sandbox.auth import Auth, AuthSettings, ConnectedApp, Grant, User
 from sf_pipeline.sandbox.clock import OrgClock, format_datetime, parse_datetime
 from sf_pipeline.sandbox.cursors import Cursors
-from sf_pipeline.sandbox.errors import RequestLimitExceeded
+from sf_pipeline.sandbox.errors import MalformedQuery, RequestLimitExceeded
 from sf_pipeline.sandbox.faults import Counters, EndpointKind, Fault, FaultKind, Faults
 from sf_pipeline.sandbox.field_values import coerce
 from sf_pipeline.sandbox.planner import Plan, compile_query
@@ -134,9 +134,12 @@ class Org:
     # -- queries ------------------------------------------------------------------------------------
 
     def plan(self, soql: str) -> Plan:
-        query = parse(soql)
-        with self._lock:
-            return compile_query(query, self, today=self.clock.now().date())
+        try:
+            query = parse(soql)
+            with self._lock:
+                return compile_query(query, self, today=self.clock.now().date())
+        except RecursionError:
+            raise MalformedQuery("The query is nested too deeply") from None
 
     def query(self, soql: str, *, include_deleted: bool = False) -> dict[str, Any]:
         """The whole result as decoded Salesforce JSON, without paging (for in-process tests)."""

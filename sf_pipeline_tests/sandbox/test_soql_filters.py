@@ -6,6 +6,8 @@ were wrongly kept or dropped.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from sf_pipeline.sandbox import Org
@@ -307,3 +309,44 @@ def test_unknown_field_is_invalid_field_with_salesforce_message(people: Org) -> 
         people.query("SELECT Id, Foo FROM Lead")
     assert "No such column 'Foo' on entity 'Lead'" in caught.value.message
     assert "ERROR at Row:1:Column:12" in caught.value.message
+
+
+def test_like_with_many_wildcards_on_long_text_does_not_backtrack(org: Org) -> None:
+    org.create("Lead", [{"LastName": "a" * 5000, "Company": "C"}])
+    started = time.perf_counter()
+    assert names(org, "LastName LIKE '" + "%a" * 30 + "%b'") == set()
+    assert len(names(org, "LastName LIKE '" + "%a" * 30 + "%'")) == 1
+    assert time.perf_counter() - started < 1
+
+
+@pytest.mark.parametrize(
+    ("pattern", "value", "matches"),
+    [
+        ("a%b%c", "abc", True),
+        ("a%b%c", "axxbyyc", True),
+        ("a%b%c", "acb", False),
+        ("%", "", False),
+        ("%%", "x", True),
+        ("a_c", "abc", True),
+        ("a_c", "abbc", False),
+        ("%b_", "abc", True),
+        ("ab%ab", "ab", False),
+        ("ab%ab", "abab", True),
+        ("%\\%", "50%", True),
+        ("%\\%", "50", False),
+    ],
+)
+def test_like_pattern_semantics(org: Org, pattern: str, value: str, matches: bool) -> None:
+    org.create("Lead", [{"LastName": "X", "Company": "C", "Title": value}])
+    assert names(org, f"Title LIKE '{pattern}'") == ({"X"} if matches else set())
+
+
+def test_deeply_nested_conditions_are_malformed_not_a_crash(people: Org) -> None:
+    with pytest.raises(MalformedQuery):
+        names(people, "(" * 2000 + "Rating = 'Hot'" + ")" * 2000)
+    assert names(people, "(" * 50 + "Rating = 'Hot'" + ")" * 50) == {"Alpha"}
+
+
+def test_long_or_chains_work(people: Org) -> None:
+    chain = " OR ".join(f"Email = 'nobody{i}@x.test'" for i in range(3000))
+    assert names(people, chain + " OR Rating = 'Cold'") == {"Bravo"}
