@@ -1,0 +1,118 @@
+"""Fixtures for the browser tests: a connected integration, ``dagster dev`` on a free port, and a
+headless Chromium page (Debian's ``chromium``; ``make browser`` installs it)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from playwright.sync_api import Page, sync_playwright
+
+from sf_pipeline.defs.partitions import PARTITIONS_NAME
+from sf_pipeline.demo.launcher import Child, project_file, start_dagster, wait_for_webserver
+from sf_pipeline.sandbox.testing import serve_in_thread
+from sf_pipeline.sync import service
+from sf_pipeline_tests.harness import TEST_KEY, Pipeline, pipeline
+
+CHROMIUM_ENV = "SF_PIPELINE_CHROMIUM"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+INTEGRATION = "browser"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def chromium_path() -> str:
+    path = os.environ.get(CHROMIUM_ENV) or shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(path).exists():
+        pytest.fail(f"no Chromium at {path}: run `make browser` (apt-get install chromium) or set ${CHROMIUM_ENV}")
+    return path
+
+
+@dataclass
+class DagsterUI:
+    url: str
+    name: str
+    pipeline: Pipeline
+    dagster: Child
+    dagster_home: Path
+    screenshots: Path
+
+    def instance(self) -> dg.DagsterInstance:
+        return dg.DagsterInstance.from_config(str(self.dagster_home))
+
+
+@pytest.fixture
+def dagster_ui(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DagsterUI]:
+    """A sandbox org (in this process), integration ``browser`` connected to it and configured as
+    the harness does, and ``dagster dev`` (webserver, daemon, code server) using the same app
+    database. Dagster's whole process group is stopped afterwards.
+
+    The integration has synced once and its health checks ran once, outside Dagster, so neither
+    dispatcher sensor launches anything while the test drives the UI: the only run is the one the
+    browser launches. Its partition is added up front, as the sync dispatcher would."""
+    home = tmp_path / "home"
+    dagster_home = tmp_path / "dagster"
+    dagster_home.mkdir()
+    shutil.copyfile(project_file("dagster.yaml"), dagster_home / "dagster.yaml")
+    database_url = f"sqlite:///{home / 'sf_pipeline.db'}"
+    with serve_in_thread(records=300, seed=3) as sandbox:
+        assert sandbox.ca_bundle
+        env = {
+            "SF_PIPELINE_HOME": str(home),
+            "SF_PIPELINE_DATABASE_URL": database_url,
+            "SF_PIPELINE_SECRET_KEY": TEST_KEY,
+            "DAGSTER_HOME": str(dagster_home),
+            "REQUESTS_CA_BUNDLE": sandbox.ca_bundle,
+            "SSL_CERT_FILE": sandbox.ca_bundle,
+        }
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        with pipeline(sandbox, database_url, home, name=INTEGRATION) as connected:
+            connected.sync()
+            service.check_health(connected.services, INTEGRATION, None)
+            with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+                instance.add_dynamic_partitions(PARTITIONS_NAME, [INTEGRATION])
+            port = free_port()
+            dagster = start_dagster(port=port, env=dict(os.environ), log=tmp_path / "dagster.log")
+            try:
+                url = f"http://127.0.0.1:{port}"
+                wait_for_webserver(dagster, f"{url}/server_info", timeout=180, stop=threading.Event())
+                screenshots = tmp_path / "screenshots"
+                screenshots.mkdir()
+                yield DagsterUI(url=url, name=INTEGRATION, pipeline=connected, dagster=dagster,
+                                dagster_home=dagster_home, screenshots=screenshots)
+            finally:
+                dagster.stop(timeout=30)
+                assert not dagster.group_alive(), f"dagster dev's process group {dagster.pid} outlived the test"
+
+
+@pytest.fixture
+def page(dagster_ui: DagsterUI) -> Iterator[Page]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 900})
+            context.set_default_timeout(30_000)
+            yield context.new_page()
+            context.close()
+        finally:
+            browser.close()
