@@ -2,7 +2,7 @@
 
 The dispatcher sensor asks this every tick, so a frequency change, pause or resume applies at
 the next tick with no reload. Failures back off: after k consecutive failed runs the interval is
-``frequency × 2^(k-1)``, capped at 24 hours, so an integration that keeps failing does not
+``frequency * 2^(k-1)``, capped at 24 hours, so an integration that keeps failing does not
 retry-storm Salesforce; the first success resets it.
 """
 

@@ -15,7 +15,7 @@ from sf_pipeline.secrets import Cipher
 from sf_pipeline.settings import load_settings
 from sf_pipeline.storage.database import Database
 from sf_pipeline.storage.integrations import get_integration
-from sf_pipeline_tests.harness import TEST_KEY, Pipeline, apply, cli, dagster_resource, pipeline, DEFAULT_SPEC
+from sf_pipeline_tests.harness import DEFAULT_SPEC, TEST_KEY, Pipeline, apply, cli, dagster_resource, pipeline
 
 pytestmark = pytest.mark.usefixtures("dagster_env")
 
@@ -58,7 +58,7 @@ def test_a_failed_sync_sets_error_and_the_next_successful_sync_returns_active(
     with pipeline(small_sandbox, database_url, tmp_path) as p:
         p.sync()
         small_sandbox.org.inject_fault("query", "status", count=50, status=503)
-        with pytest.raises(Exception, match="503|Service Unavailable|unavailable"):
+        with pytest.raises(Exception, match=r"503|Service Unavailable|unavailable"):
             p.sync()
         assert status(p) == "error"
         with p.database.session() as session:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -34,8 +34,9 @@ def health_command(
         rows = list(session.scalars(select(HealthResult).where(HealthResult.run_id == outcome.run_id)))
     order = {c.value: i for i, c in enumerate(CheckName)}
     rows.sort(key=lambda r: order.get(r.check_name, 99))
-    results = [{"name": r.check_name, "passed": r.passed, "metadata": r.details, "at": r.at.isoformat()}
-               for r in rows]
+    results: list[dict[str, Any]] = [
+        {"name": r.check_name, "passed": r.passed, "metadata": dict(r.details), "at": r.at.isoformat()} for r in rows
+    ]
     if as_json:
         print_json(results)
     else:
@@ -44,7 +45,7 @@ def health_command(
             table.add_column(column, overflow="fold")
         for r in results:
             details = dict(r["metadata"])
-            description = details.pop("description", "")
+            description = str(details.pop("description", ""))
             extra = ", ".join(f"{k}={v}" for k, v in details.items())
             table.add_row(r["name"], "[green]passed[/]" if r["passed"] else "[red]failed[/]",
                           f"{description} {extra}".strip())

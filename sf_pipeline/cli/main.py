@@ -31,7 +31,9 @@ def _build() -> None:
 
     connect.register(integration_app)
     integration_app.command("preview")(preview_command)
-    app.add_typer(integration_app, name="integration", help="Create, connect, configure, pause and resume integrations.")
+    app.add_typer(
+        integration_app, name="integration", help="Create, connect, configure, pause and resume integrations."
+    )
     app.add_typer(sandbox_app, name="sandbox", help="A local Salesforce org for tests, the demo and benchmarks.")
     app.command("sync")(sync_command)
     app.command("status")(status_command)

@@ -22,7 +22,9 @@ from sf_pipeline.storage.integrations import get_integration
 
 def preview_command(
     name: Annotated[str, typer.Argument(help="The integration (its stored credentials are used).")],
-    file: Annotated[Path | None, typer.Option("--file", help="Preview this file's rules instead of the saved ones.")] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", help="Preview this file's rules instead of the saved ones.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="A JSON object: object name → count.")] = False,
 ) -> None:
     """Count the records that match each object's sync rules, without syncing."""

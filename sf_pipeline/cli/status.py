@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from sqlalchemy.orm import Session
 
 from sf_pipeline.cli.output import badge, console, print_json
 from sf_pipeline.health import latest_results
@@ -13,7 +14,6 @@ from sf_pipeline.scheduling import next_sync_at
 from sf_pipeline.storage.database import Database
 from sf_pipeline.storage.integrations import list_integrations
 from sf_pipeline.storage.models import Integration
-from sqlalchemy.orm import Session
 
 
 def health_summary(session: Session, integration: Integration) -> dict[str, Any] | None:

@@ -54,7 +54,7 @@ def _md(values: dict[str, Any]) -> dict[str, Any]:
     description="Records matching each object's sync rules, pulled from Salesforce (full on the first run, "
     "then incrementally by LastModifiedDate).",
 )
-def salesforce_records(context: dg.AssetExecutionContext, sf_pipeline: SfPipelineResource) -> dg.MaterializeResult:
+def salesforce_records(context: dg.AssetExecutionContext, sf_pipeline: SfPipelineResource) -> dg.MaterializeResult[Any]:
     full = context.run.tags.get(FULL_SYNC_TAG) == "true"
     manifest = guarded(context, sf_pipeline, lambda: service.extract(
         sf_pipeline.services(), context.partition_key, context.run.run_id, full=full))
@@ -85,7 +85,7 @@ def salesforce_records(context: dg.AssetExecutionContext, sf_pipeline: SfPipelin
 )
 def user_changes(
     context: dg.AssetExecutionContext, sf_pipeline: SfPipelineResource, salesforce_records: ExtractManifest
-) -> dg.MaterializeResult:
+) -> dg.MaterializeResult[Any]:
     changes = guarded(context, sf_pipeline, lambda: service.diff(sf_pipeline.services(), salesforce_records))
     counts = changes.counts
     for warning in changes.warnings[:20]:
@@ -110,7 +110,7 @@ def user_changes(
 )
 def spotzee_users(
     context: dg.AssetExecutionContext, sf_pipeline: SfPipelineResource, user_changes: ChangeManifest
-) -> dg.MaterializeResult:
+) -> dg.MaterializeResult[Any]:
     summary = guarded(context, sf_pipeline, lambda: service.upsert(sf_pipeline.services(), user_changes))
     context.log.info(
         f"Sync completed: {summary['created']} created, {summary['updated']} updated, "

@@ -38,7 +38,7 @@ def _services(settings: Settings, secret_key: str | None, now: str | None) -> Se
     )
 
 
-class SfPipelineResource(dg.ConfigurableResource):  # type: ignore[misc]
+class SfPipelineResource(dg.ConfigurableResource):  # type: ignore[misc,type-arg]
     """Settings come from the environment (see ``sf_pipeline.settings``); the fields override them.
 
     ``now`` (or ``SF_PIPELINE_NOW``) pins the clock to an ISO-8601 time: how tests exercise

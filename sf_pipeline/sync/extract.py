@@ -69,7 +69,10 @@ def _column_getters(fields: Sequence[str]) -> list[Callable[[dict[str, Any]], An
 
             getters.append(get_nested)
         else:
-            getters.append(lambda rec, name=path: rec.get(name))
+            def get_plain(rec: dict[str, Any], name: str = path) -> Any:
+                return rec.get(name)
+
+            getters.append(get_plain)
     return getters
 
 

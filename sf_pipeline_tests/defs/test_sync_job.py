@@ -42,7 +42,7 @@ def test_materializing_a_partition_runs_its_sync_in_three_stages_with_metadata(
         assert materialized == ["salesforce_records", "user_changes", "spotzee_users"]
         final = result.get_asset_materialization_events()[-1].materialization
         assert final.partition == "acme"
-        assert SUMMARY_KEYS <= set(final.metadata)
+        assert set(final.metadata) >= SUMMARY_KEYS
         assert final.metadata["created"].value == len(p.users()) > 0
         assert final.metadata["watermark_after"].value["Lead"] is not None
         checks = {(c.check_name, c.partition, c.passed) for c in result.get_asset_check_evaluations()}
