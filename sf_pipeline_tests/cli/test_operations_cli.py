@@ -92,3 +92,24 @@ def test_bad_command_input_is_a_clear_error_without_a_traceback(
         assert completed.returncode == 2
         assert "unknown event type 'sync_exploded'" in completed.stderr
         assert "Traceback" not in completed.stderr + completed.stdout
+
+
+def test_preview_counts_matching_records_for_saved_and_unsaved_rules(
+    small_sandbox: SandboxHandle, database_url: str, tmp_path: Path
+) -> None:
+    leads = small_sandbox.org.records("Lead")
+    with pipeline(small_sandbox, database_url, tmp_path) as p:
+        saved = json.loads(cli(p, "integration", "preview", "acme", "--json").stdout)
+        expected_leads = sum(1 for r in leads if r["Email"] and (r["Status"] or "").lower() != "closed - not converted")
+        assert saved == {"Lead": expected_leads, "Contact": len(small_sandbox.org.records("Contact"))}
+        draft = tmp_path / "draft.yaml"
+        draft.write_text(
+            f"name: acme\nproject_id: 42\nlogin_url: {small_sandbox.login_url}\nobjects:\n"
+            "  Lead:\n    match: any\n    rules:\n      - {field: Rating, operator: equals, value: hot}\n"
+            "      - {field: AnnualRevenue, operator: greater_than, value: 1000000}\n"
+        )
+        unsaved = json.loads(cli(p, "integration", "preview", "acme", "--file", str(draft), "--json").stdout)
+        hot_or_big = sum(1 for r in leads if (r["Rating"] or "").lower() == "hot"
+                         or (r["AnnualRevenue"] is not None and r["AnnualRevenue"] > 1_000_000))
+        assert unsaved == {"Lead": hot_or_big}
+        assert p.users() == {}  # previewing syncs nothing
