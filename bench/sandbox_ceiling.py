@@ -27,8 +27,7 @@ import requests
 from simple_salesforce import Salesforce
 
 QUERY = (
-    "SELECT Id, FirstName, LastName, Email, Phone, Company, LastModifiedDate FROM Lead "
-    "ORDER BY LastModifiedDate, Id"
+    "SELECT Id, FirstName, LastName, Email, Phone, Company, LastModifiedDate FROM Lead ORDER BY LastModifiedDate, Id"
 )
 
 
@@ -105,9 +104,7 @@ def _rss(proc: subprocess.Popen[str]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=0)
     opts = parser.parse_args()

@@ -50,13 +50,9 @@ def _credentials(state: Path | None) -> dict[str, str]:
 @app.command()
 def serve(
     port: int = typer.Option(0, help="Port on 127.0.0.1 (0 picks a free one)."),
-    records: int = typer.Option(
-        0, help="Generate this many Leads and Contacts (and records/5 CampaignMembers)."
-    ),
+    records: int = typer.Option(0, help="Generate this many Leads and Contacts (and records/5 CampaignMembers)."),
     seed: int = typer.Option(0, help="Seed for generated records."),
-    state: Path | None = typer.Option(
-        None, help="Directory for the CA bundle, certificates and credentials."
-    ),
+    state: Path | None = typer.Option(None, help="Directory for the CA bundle, certificates and credentials."),
     insecure_http: bool = typer.Option(False, "--insecure-http", help="Serve plain HTTP instead of HTTPS."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON line once ready, nothing else."),
 ) -> None:
@@ -124,9 +120,7 @@ def _print_block(info: dict[str, Any], records: int) -> None:
     out.print(table)
     if info["ca_bundle"]:
         out.print(f"Trust it with: export REQUESTS_CA_BUNDLE={info['ca_bundle']}")
-    out.print(
-        f"Control API: {info['instance_url']}/__sandbox__/state with header X-Sandbox-Secret: <client secret>"
-    )
+    out.print(f"Control API: {info['instance_url']}/__sandbox__/state with header X-Sandbox-Secret: <client secret>")
     out.print("Press Ctrl+C to stop.")
 
 

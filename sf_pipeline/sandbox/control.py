@@ -32,9 +32,7 @@ def _stamp(at: datetime | str | None) -> str | None:
 
 
 class ControlClient:
-    def __init__(
-        self, base_url: str, *, secret: str, verify: str | bool = True, timeout: float = 60.0
-    ) -> None:
+    def __init__(self, base_url: str, *, secret: str, verify: str | bool = True, timeout: float = 60.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self.session = requests.Session()
@@ -64,9 +62,9 @@ class ControlClient:
     def create(
         self, sobject: str, records: Iterable[Mapping[str, Any]], *, at: datetime | str | None = None
     ) -> list[str]:
-        created: list[str] = self._call(
-            "POST", f"records/{sobject}", {"records": list(records), "at": _stamp(at)}
-        )["ids"]
+        created: list[str] = self._call("POST", f"records/{sobject}", {"records": list(records), "at": _stamp(at)})[
+            "ids"
+        ]
         return created
 
     def update(
@@ -122,18 +120,14 @@ class ControlClient:
         )["ids"]
         return touched
 
-    def convert_lead(
-        self, lead_id: str, *, contact_id: str | None = None, at: datetime | str | None = None
-    ) -> str:
-        contact: str = self._call(
-            "POST", f"leads/{lead_id}/convert", {"contact_id": contact_id, "at": _stamp(at)}
-        )["contact_id"]
+    def convert_lead(self, lead_id: str, *, contact_id: str | None = None, at: datetime | str | None = None) -> str:
+        contact: str = self._call("POST", f"leads/{lead_id}/convert", {"contact_id": contact_id, "at": _stamp(at)})[
+            "contact_id"
+        ]
         return contact
 
     def generate(self, records: int, *, seed: int = 0) -> dict[str, int]:
-        created: dict[str, int] = self._call("POST", "generate", {"records": records, "seed": seed})[
-            "created"
-        ]
+        created: dict[str, int] = self._call("POST", "generate", {"records": records, "seed": seed})["created"]
         return created
 
     def state(self) -> dict[str, Any]:

@@ -41,9 +41,7 @@ def update_records(org: Org, req: Request) -> Response:
     changes = body.get("records")
     if not isinstance(changes, dict) or not all(isinstance(v, dict) for v in changes.values()):
         raise InvalidControlRequest("'records' must map record Ids to objects of field values")
-    org.update_many(
-        req.params["sobject"], changes, at=body.get("at"), system_only=bool(body.get("system_only"))
-    )
+    org.update_many(req.params["sobject"], changes, at=body.get("at"), system_only=bool(body.get("system_only")))
     return json_response({"updated": len(changes)})
 
 
@@ -115,9 +113,7 @@ def change_clock(org: Org, req: Request) -> Response:
     elif action == "advance":
         org.clock.advance(float(body.get("seconds", 0)))
     else:
-        raise InvalidControlRequest(
-            "action must be freeze, unfreeze, set (with 'at') or advance (with 'seconds')"
-        )
+        raise InvalidControlRequest("action must be freeze, unfreeze, set (with 'at') or advance (with 'seconds')")
     return json_response(_clock(org))
 
 

@@ -66,9 +66,7 @@ class Cursor:
 
 
 class Cursors:
-    def __init__(
-        self, clock: OrgClock, *, max_open: int = 10, idle: timedelta = timedelta(minutes=15)
-    ) -> None:
+    def __init__(self, clock: OrgClock, *, max_open: int = 10, idle: timedelta = timedelta(minutes=15)) -> None:
         self.clock = clock
         self.max_open = max_open
         self.idle = idle

@@ -46,9 +46,7 @@ def find_route(method: str, path: str) -> tuple[Route, dict[str, str]]:
             return route, {k: v for k, v in m.groupdict().items() if v is not None}
         allowed.append(route.method)
     if allowed:
-        raise MethodNotAllowed(
-            f"HTTP Method '{method}' not allowed. Allowed are {','.join(sorted(set(allowed)))}"
-        )
+        raise MethodNotAllowed(f"HTTP Method '{method}' not allowed. Allowed are {','.join(sorted(set(allowed)))}")
     raise NotFound("The requested resource does not exist")
 
 
@@ -69,9 +67,7 @@ def dispatch(org: Org, req: Request) -> Response:
         elif fault is not None and fault.kind == "status":
             return _with_usage(org, error_response(_server_error(fault.status)))
         elif fault is not None and fault.kind == "query_timeout":
-            return _with_usage(
-                org, error_response(QueryTimeout("Your query request was running for too long."))
-            )
+            return _with_usage(org, error_response(QueryTimeout("Your query request was running for too long.")))
         if route.access == "api":
             org.auth.check_access(req.bearer())
             org.quota.take()
@@ -100,9 +96,7 @@ def _server_error(status: int) -> SandboxError:
 def _control(org: Org, route: Route, req: Request) -> Response:
     given = req.headers.get(CONTROL_SECRET_HEADER) or ""
     if not secrets.compare_digest(given.encode(), org.client_secret.encode()):
-        return error_response(
-            ControlAuthRequired(f"The control API needs the {CONTROL_SECRET_HEADER} header")
-        )
+        return error_response(ControlAuthRequired(f"The control API needs the {CONTROL_SECRET_HEADER} header"))
     try:
         return route.handler(org, req)
     except SandboxError as err:

@@ -293,9 +293,7 @@ def populate(org: Org, *, records: int, seed: int = 0) -> dict[str, int]:
     contact_ids = org.bulk_load("Contact", _contacts(rng, records, now), records)
     lead_ids = org.bulk_load("Lead", _leads(rng, records, now, contact_ids), records)
     n_members = records // 5
-    org.bulk_load(
-        "CampaignMember", _members(rng, n_members, now, campaign_ids, lead_ids, contact_ids), n_members
-    )
+    org.bulk_load("CampaignMember", _members(rng, n_members, now, campaign_ids, lead_ids, contact_ids), n_members)
     return {"Lead": records, "Contact": records, "CampaignMember": n_members, "Campaign": n_campaigns}
 
 
@@ -323,10 +321,7 @@ def _datetimes(*columns: np.ndarray[Any, Any]) -> list[list[str]]:
     days, day_index = np.unique(unique // 86400, return_inverse=True)
     day_texts = [d + "T" for d in np.datetime_as_string(days.astype("datetime64[D]"), unit="D").tolist()]
     clock_texts = _clock_texts()
-    texts = [
-        day_texts[d] + clock_texts[t]
-        for d, t in zip(day_index.tolist(), (unique % 86400).tolist(), strict=True)
-    ]
+    texts = [day_texts[d] + clock_texts[t] for d, t in zip(day_index.tolist(), (unique % 86400).tolist(), strict=True)]
     shared = [texts[i] for i in inverse.tolist()]
     out, start = [], 0
     for c in columns:
@@ -374,9 +369,7 @@ def _audit_columns(rng: Rng, n: int, now: datetime) -> dict[str, list[Any]]:
     created = np.minimum(created, modified)
     system = modified.copy()
     later = rng.random(n) < 0.05
-    system[later] = np.minimum(
-        end, modified[later] + rng.integers(1, 30 * 24 * 3600, int(later.sum())) * _SECOND
-    )
+    system[later] = np.minimum(end, modified[later] + rng.integers(1, 30 * 24 * 3600, int(later.sum())) * _SECOND)
     created_text, modified_text, system_text = _datetimes(created, modified, system)
     return {"CreatedDate": created_text, "LastModifiedDate": modified_text, "SystemModstamp": system_text}
 
@@ -452,9 +445,7 @@ def _leads(rng: Rng, n: int, now: datetime, contact_ids: list[str]) -> dict[str,
     sites = [f"https://www.{head.lower().replace(' ', '')}.example" for head in COMPANY_HEADS]
     websites = [sites[h] for h in heads]
     status_names = [s for s, _ in LEAD_STATUS_WEIGHTS]
-    statuses = [
-        status_names[i] for i in rng.choice(len(status_names), n, p=[w for _, w in LEAD_STATUS_WEIGHTS])
-    ]
+    statuses = [status_names[i] for i in rng.choice(len(status_names), n, p=[w for _, w in LEAD_STATUS_WEIGHTS])]
     converted = [s == "Closed - Converted" for s in statuses]
     converted_to: list[str | None] = [None] * n
     converted_on: list[str | None] = [None] * n
@@ -520,9 +511,7 @@ def _campaigns(rng: Rng, n: int, now: datetime) -> dict[str, list[Any]]:
     start = [now.date() - timedelta(days=int(d)) for d in rng.integers(0, 700, n).tolist()]
     columns.update(
         {
-            "Name": [
-                f"{now.year - i % 3} {CAMPAIGN_TYPES[i % len(CAMPAIGN_TYPES)]} #{i + 1}" for i in range(n)
-            ],
+            "Name": [f"{now.year - i % 3} {CAMPAIGN_TYPES[i % len(CAMPAIGN_TYPES)]} #{i + 1}" for i in range(n)],
             "Type": [CAMPAIGN_TYPES[i % len(CAMPAIGN_TYPES)] for i in range(n)],
             "Status": _pick(rng, list(CAMPAIGN_STATUSES), n),
             "IsActive": (rng.random(n) < 0.6).tolist(),
@@ -555,8 +544,7 @@ def _members(
             "ContactId": contact_col,
             "Status": statuses,
             "FirstRespondedDate": [
-                m[:10] if s == "Responded" else None
-                for s, m in zip(statuses, columns["LastModifiedDate"], strict=True)
+                m[:10] if s == "Responded" else None for s, m in zip(statuses, columns["LastModifiedDate"], strict=True)
             ],
         }
     )

@@ -32,9 +32,7 @@ _VERSIONS = [("Winter '24", "59.0"), ("Spring '24", "60.0"), ("Summer '24", "61.
 
 
 def versions(org: Org, req: Request) -> Response:
-    return json_response(
-        [{"label": label, "url": f"/services/data/v{v}", "version": v} for label, v in _VERSIONS]
-    )
+    return json_response([{"label": label, "url": f"/services/data/v{v}", "version": v} for label, v in _VERSIONS])
 
 
 def resources(org: Org, req: Request) -> Response:
@@ -59,9 +57,7 @@ def query_more(org: Org, req: Request) -> Response:
     offset = int(req.params["offset"])
     if offset >= len(cursor.rows):
         raise InvalidQueryLocator("invalid query locator")
-    return _page(
-        org, req, cursor.projection, cursor.rows, offset, _batch_size(req, cursor.batch_size), cursor
-    )
+    return _page(org, req, cursor.projection, cursor.rows, offset, _batch_size(req, cursor.batch_size), cursor)
 
 
 def _run_query(org: Org, req: Request, *, include_deleted: bool) -> Response:
@@ -107,9 +103,7 @@ def _render_page(
     projection: Projection, rows: Sequence[int], offset: int, size: int, version: str, cursor: Cursor | None
 ) -> bytes:
     end = offset + size
-    next_url = (
-        f"/services/data/v{version}/query/{cursor.locator}-{end}" if cursor and end < len(rows) else None
-    )
+    next_url = f"/services/data/v{version}/query/{cursor.locator}-{end}" if cursor and end < len(rows) else None
     records = render_records(projection, rows[offset:end], version)
     return page_json(total=len(rows), records=records, next_url=next_url).encode("utf-8", "replace")
 
@@ -259,9 +253,7 @@ def _identity_url(org: Org, base: str) -> str:
 def token_payload(org: Org, base: str, grant: Grant) -> dict[str, str]:
     identity_url = _identity_url(org, base)
     issued_at = str(epoch_ms(grant.issued_at))
-    digest = hmac.new(
-        org.client_secret.encode(), (identity_url + issued_at).encode(), hashlib.sha256
-    ).digest()
+    digest = hmac.new(org.client_secret.encode(), (identity_url + issued_at).encode(), hashlib.sha256).digest()
     payload = {"access_token": grant.access_token}
     if grant.refresh_token:
         payload["refresh_token"] = grant.refresh_token

@@ -148,11 +148,7 @@ class _Compiler:
     def resolve(self, path: FieldPath) -> _Resolved:
         parts = list(path.parts)
         schema = self.root
-        if (
-            len(parts) > 1
-            and parts[0].lower() == schema.name.lower()
-            and schema.relationship(parts[0]) is None
-        ):
+        if len(parts) > 1 and parts[0].lower() == schema.name.lower() and schema.relationship(parts[0]) is None:
             parts = parts[1:]  # "SELECT Lead.Email FROM Lead" names the queried object itself
         chain: list[tuple[FieldDef, ObjectSchema]] = []
         for part in parts[:-1]:
@@ -182,9 +178,7 @@ class _Compiler:
         owner = self.root
         hops = []
         for ref, target in chain:
-            hops.append(
-                (self.catalog.table(owner.name).getter(ref.name), self.catalog.table(target.name).row_of)
-            )
+            hops.append((self.catalog.table(owner.name).getter(ref.name), self.catalog.table(target.name).row_of))
             owner = target
         for ref_get, row_of in reversed(hops):
             get = _through(ref_get, row_of, get)
@@ -222,9 +216,7 @@ class _Compiler:
                 owner = target
             table = self.catalog.table(owner.name)
             groups[prefix].append(
-                OutField(
-                    resolved.field.name, table.getter(resolved.field.name), encoder_for(resolved.field.type)
-                )
+                OutField(resolved.field.name, table.getter(resolved.field.name), encoder_for(resolved.field.type))
             )
         return Projection(
             self.root.name,
@@ -247,11 +239,7 @@ class _Compiler:
             fold = resolved.field.is_text and resolved.field.type not in ("id", "reference")
             keys.append(SortKey(resolved.get, item.descending, item.nulls_first, fold))
         # Rows start in Id order and every sort is stable: a trailing "Id ASC" changes nothing.
-        while (
-            keys
-            and keys[-1].get == self.catalog.table(self.root.name).ids.__getitem__
-            and not keys[-1].descending
-        ):
+        while keys and keys[-1].get == self.catalog.table(self.root.name).ids.__getitem__ and not keys[-1].descending:
             keys.pop()
         return tuple(keys)
 

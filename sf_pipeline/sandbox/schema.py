@@ -120,9 +120,7 @@ def _id() -> FieldDef:
 def _system_fields() -> list[FieldDef]:
     return [
         FieldDef("IsDeleted", "boolean", "Deleted", nillable=False, createable=False, updateable=False),
-        FieldDef(
-            "CreatedDate", "datetime", "Created Date", nillable=False, createable=False, updateable=False
-        ),
+        FieldDef("CreatedDate", "datetime", "Created Date", nillable=False, createable=False, updateable=False),
         FieldDef(
             "LastModifiedDate",
             "datetime",

@@ -235,9 +235,7 @@ class Org:
             stamp = self._stamp(at)
             rows = [self._row(table, rid) for rid in record_ids]
             for row in rows:
-                self._write(
-                    table, row, {"IsDeleted": deleted, "LastModifiedDate": stamp, "SystemModstamp": stamp}
-                )
+                self._write(table, row, {"IsDeleted": deleted, "LastModifiedDate": stamp, "SystemModstamp": stamp})
 
     def get(self, sobject: str, record_id: str) -> dict[str, Any]:
         """Every field of one record (deleted ones too), in stored form."""
@@ -258,9 +256,7 @@ class Org:
                 return table.size
             return table.size - int(sum(table.columns["IsDeleted"][: table.size]))
 
-    def touch_random(
-        self, sobject: str, k: int, *, same_timestamp: bool = False, at: Stamp = None
-    ) -> list[str]:
+    def touch_random(self, sobject: str, k: int, *, same_timestamp: bool = False, at: Stamp = None) -> list[str]:
         """Update ``k`` random live records as a user editing them would.
 
         With ``same_timestamp`` they all get one LastModifiedDate (``at`` or now); otherwise the
@@ -549,9 +545,7 @@ class Org:
             "now": format_datetime(self.clock.now()),
             "clock_frozen": self.clock.frozen,
             "records": {name: self.count(name) for name in self.tables},
-            "deleted": {
-                name: self.count(name, include_deleted=True) - self.count(name) for name in self.tables
-            },
+            "deleted": {name: self.count(name, include_deleted=True) - self.count(name) for name in self.tables},
             "api_usage": {"used": used, "max": quota},
             "open_cursors": self.cursors.count(),
             "options": self.options(),

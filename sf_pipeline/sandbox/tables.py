@@ -24,9 +24,7 @@ class Table:
         self.sobject = schema.name
         self.prefix = schema.key_prefix
         self.columns: dict[str, list[Any]] = {f.name: [] for f in schema.all_fields()}
-        self.defaults: dict[str, Any] = {
-            f.name: (False if f.type == "boolean" else None) for f in schema.all_fields()
-        }
+        self.defaults: dict[str, Any] = {f.name: (False if f.type == "boolean" else None) for f in schema.all_fields()}
         self.derived: dict[str, Getter] = {}
         self.size = 0
 

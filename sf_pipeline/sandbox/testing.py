@@ -43,9 +43,7 @@ class SalesforceHostAdapter(HTTPAdapter):
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
         parts = urlsplit(request.url or "")
         if (parts.hostname or "").endswith(".salesforce.com"):
-            request.url = urlunsplit(
-                (self.target.scheme, self.target.netloc, parts.path, parts.query, parts.fragment)
-            )
+            request.url = urlunsplit((self.target.scheme, self.target.netloc, parts.path, parts.query, parts.fragment))
         return super().send(request, *args, **kwargs)
 
 

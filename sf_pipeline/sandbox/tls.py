@@ -122,9 +122,7 @@ def make_tls_files(directory: Path) -> TlsFiles:
     files.server_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     files.server_key.touch(mode=0o600)
     files.server_key.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     files.bundle.write_bytes(ca_pem + b"\n" + Path(certifi.where()).read_bytes())
     return files

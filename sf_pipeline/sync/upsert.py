@@ -8,11 +8,11 @@ the table an uninterrupted run would have left.
 How a chunk reaches the database (the statement and its outcome are the same everywhere):
 
 - PostgreSQL: the chunk is streamed with ``COPY`` (CSV written by Arrow) into a temporary table,
-  then one ``INSERT ... SELECT ... ON CONFLICT DO UPDATE`` applies it in chunk order. Row-by-row
-  ``executemany`` (what SQLAlchemy does for an ``ON CONFLICT DO UPDATE`` without ``RETURNING``)
-  costs a round trip per row. A chunk that names one external ID twice (the diff never writes
-  such a chunk) keeps, per ID, the row a row-by-row application would have left: the newest
-  ``source_modified_at``, the later row on a tie.
+  then one ``INSERT ... SELECT ... ORDER BY`` with the same ``ON CONFLICT DO UPDATE`` applies it
+  in chunk order. Row-by-row ``executemany`` (what SQLAlchemy does for an ``ON CONFLICT DO
+  UPDATE`` without ``RETURNING``) costs a round trip per row. A chunk that names one external ID
+  twice (the diff never writes one) can't go through one ``INSERT ... SELECT`` (a row may be
+  affected once per statement), so it is applied row by row as before.
 - SQLite: the same upsert through the driver's ``executemany`` with plain tuples, each value put
   through SQLAlchemy's own bind processor, so rows are stored exactly as before.
 """
@@ -129,7 +129,7 @@ def apply_chunks(
         with session_factory() as session:
             assert isinstance(session, Session)
             dialect = session.get_bind().dialect.name
-            if n and dialect == "postgresql":
+            if n and dialect == "postgresql" and pc.count_distinct(table["external_id"]).as_py() == n:
                 _copy_upsert(session, table, project_id, integration_id, stamp)
             elif n and dialect == "sqlite":
                 _sqlite_upsert(session, table, project_id, integration_id, stamp)
@@ -175,7 +175,6 @@ def _copy_upsert(session: Session, table: pa.Table, project_id: int, integration
     buffer = io.BytesIO()
     pa_csv.write_csv(staged, buffer, pa_csv.WriteOptions(include_header=False))
     buffer.seek(0)
-    unique = pc.count_distinct(table["external_id"]).as_py() == n
     connection = session.connection()
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
@@ -185,15 +184,7 @@ def _copy_upsert(session: Session, table: pa.Table, project_id: int, integration
         )
     finally:
         cursor.close()
-    source: Any = _stage
-    if not unique:
-        # Per external ID, the row a row-by-row upsert would end with.
-        source = (
-            select(_stage)
-            .distinct(_stage.c.external_id)
-            .order_by(_stage.c.external_id, _stage.c.source_modified_at.desc(), _stage.c.ord.desc())
-            .subquery()
-        )
+    source = _stage
     values = {
         "project_id": literal(project_id, Integer),
         "integration_id": literal(integration_id, Integer),

@@ -84,10 +84,7 @@ def test_global_describe_lists_the_objects(sf: Salesforce) -> None:
     by_name = {s["name"]: s for s in described["sobjects"]}
     assert set(by_name) == {"Lead", "Contact", "Campaign", "CampaignMember"}
     assert by_name["Lead"]["keyPrefix"] == "00Q"
-    assert (
-        by_name["CampaignMember"]["urls"]["describe"]
-        == "/services/data/v59.0/sobjects/CampaignMember/describe"
-    )
+    assert by_name["CampaignMember"]["urls"]["describe"] == "/services/data/v59.0/sobjects/CampaignMember/describe"
 
 
 def test_lead_describe_has_every_field_type_the_mapping_needs(sf: Salesforce) -> None:

@@ -48,9 +48,7 @@ def test_status_fault_answers_salesforce_server_errors(
     assert len(api.get(first["nextRecordsUrl"]).json()["records"]) == 5  # the cursor survived
 
 
-def test_dropped_connection_mid_body_breaks_the_read_then_recovers(
-    org: Org, api: Api, leads: list[str]
-) -> None:
+def test_dropped_connection_mid_body_breaks_the_read_then_recovers(org: Org, api: Api, leads: list[str]) -> None:
     first = api.query("SELECT Id FROM Lead").json()
     org.inject_fault("query_more", "drop")
     with pytest.raises(requests.exceptions.ChunkedEncodingError):
@@ -83,9 +81,7 @@ def test_token_and_identity_faults(org: Org, sandbox: SandboxHandle) -> None:
     tokens = sandbox.issue_tokens()
     org.inject_fault("identity", "drop")
     with pytest.raises(requests.exceptions.ChunkedEncodingError):
-        sandbox.session().get(
-            tokens["id"], headers={"Authorization": f"Bearer {tokens['access_token']}"}, timeout=10
-        )
+        sandbox.session().get(tokens["id"], headers={"Authorization": f"Bearer {tokens['access_token']}"}, timeout=10)
 
 
 def test_fault_injection_rejects_unknown_kinds(org: Org) -> None:
@@ -97,9 +93,7 @@ def test_fault_injection_rejects_unknown_kinds(org: Org) -> None:
         org.inject_fault("query", "status", status=418)
 
 
-def test_counters_count_requests_per_endpoint(
-    sandbox: SandboxHandle, sf: Salesforce, leads: list[str]
-) -> None:
+def test_counters_count_requests_per_endpoint(sandbox: SandboxHandle, sf: Salesforce, leads: list[str]) -> None:
     sandbox.control.reset_counters()
     sf.query_all("SELECT Id FROM Lead")
     sf.Lead.describe()
@@ -139,17 +133,13 @@ def test_simple_salesforce_logs_in_again_when_its_session_expires(org: Org, sand
     assert sf.session_id != first
 
 
-def test_quota_exhaustion_is_403_request_limit_exceeded_with_limit_info(
-    org: Org, api: Api, sf: Salesforce
-) -> None:
+def test_quota_exhaustion_is_403_request_limit_exceeded_with_limit_info(org: Org, api: Api, sf: Salesforce) -> None:
     org.set_api_quota(max=100, used=98)
     assert api.query("SELECT COUNT() FROM Lead").headers["Sforce-Limit-Info"] == "api-usage=99/100"
     assert api.query("SELECT COUNT() FROM Lead").headers["Sforce-Limit-Info"] == "api-usage=100/100"
     refused = api.query("SELECT COUNT() FROM Lead")
     assert refused.status_code == 403
-    assert refused.json() == [
-        {"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}
-    ]
+    assert refused.json() == [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
     assert refused.headers["Sforce-Limit-Info"] == "api-usage=100/100"
     with pytest.raises(SalesforceRefusedRequest):
         sf.query("SELECT COUNT() FROM Lead")

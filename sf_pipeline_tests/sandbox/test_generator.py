@@ -85,9 +85,9 @@ def test_last_modified_dates_spread_over_the_past_with_big_ties(generated: Org) 
 
 
 def test_generated_data_is_queryable_with_consistent_relationships(generated: Org) -> None:
-    members = generated.query(
-        "SELECT LeadId, ContactId, Lead.Email, Contact.Email, Campaign.Name FROM CampaignMember"
-    )["records"]
+    members = generated.query("SELECT LeadId, ContactId, Lead.Email, Contact.Email, Campaign.Name FROM CampaignMember")[
+        "records"
+    ]
     assert all((m["LeadId"] is None) != (m["ContactId"] is None) for m in members)
     assert all(m["Campaign"]["Name"] for m in members)
     pairs = [(m["LeadId"] or m["ContactId"]) for m in members]

@@ -101,9 +101,7 @@ def test_authorization_code_flow_with_pkce_and_state(sandbox: SandboxHandle) -> 
 def test_tokens_from_the_code_flow_work_with_simple_salesforce(sandbox: SandboxHandle) -> None:
     code, verifier = code_for(sandbox)
     body = exchange(sandbox, code, verifier).json()
-    sf = Salesforce(
-        instance_url=body["instance_url"], session_id=body["access_token"], session=requests.Session()
-    )
+    sf = Salesforce(instance_url=body["instance_url"], session_id=body["access_token"], session=requests.Session())
     assert sf.query("SELECT COUNT() FROM Lead")["totalSize"] == 0
 
 
@@ -122,14 +120,10 @@ def test_tokens_from_the_code_flow_work_with_simple_salesforce(sandbox: SandboxH
         ({"code": "forged"}, "invalid_grant", "invalid authorization code"),
     ],
 )
-def test_code_exchange_errors(
-    sandbox: SandboxHandle, tamper: dict[str, str], error: str, description: str
-) -> None:
+def test_code_exchange_errors(sandbox: SandboxHandle, tamper: dict[str, str], error: str, description: str) -> None:
     code, verifier = code_for(sandbox)
     form: dict[str, Any] = {"code_verifier": verifier, **tamper}
-    response = exchange(
-        sandbox, tamper.get("code", code), None, **{k: v for k, v in form.items() if k != "code"}
-    )
+    response = exchange(sandbox, tamper.get("code", code), None, **{k: v for k, v in form.items() if k != "code"})
     assert response.status_code == 400
     assert response.json() == {"error": error, "error_description": description}
 
@@ -142,9 +136,7 @@ def test_authorization_code_is_single_use(sandbox: SandboxHandle) -> None:
     assert again.json()["error"] == "invalid_grant"
 
 
-def test_authorization_code_expires_after_fifteen_minutes_of_org_clock(
-    org: Org, sandbox: SandboxHandle
-) -> None:
+def test_authorization_code_expires_after_fifteen_minutes_of_org_clock(org: Org, sandbox: SandboxHandle) -> None:
     code, verifier = code_for(sandbox)
     org.clock.advance(15 * 60 + 1)
     response = exchange(sandbox, code, verifier)
@@ -187,9 +179,7 @@ def _refresh(sandbox: SandboxHandle, refresh_token: str) -> requests.Response:
     )
 
 
-def test_refresh_grant_returns_a_new_access_token_without_rotating(
-    sandbox: SandboxHandle, api_check: Any
-) -> None:
+def test_refresh_grant_returns_a_new_access_token_without_rotating(sandbox: SandboxHandle, api_check: Any) -> None:
     refresh_token = sandbox.issue_refresh_token()
     body = _refresh(sandbox, refresh_token).json()
     assert "refresh_token" not in body
@@ -198,9 +188,7 @@ def test_refresh_grant_returns_a_new_access_token_without_rotating(
     assert _refresh(sandbox, refresh_token).status_code == 200
 
 
-def test_refresh_token_rotation_returns_a_new_token_and_invalidates_the_old(
-    org: Org, sandbox: SandboxHandle
-) -> None:
+def test_refresh_token_rotation_returns_a_new_token_and_invalidates_the_old(org: Org, sandbox: SandboxHandle) -> None:
     org.set_options(refresh_token_rotation=True)
     old = sandbox.issue_refresh_token()
     body = _refresh(sandbox, old).json()
@@ -244,9 +232,7 @@ def test_revoking_an_access_token_keeps_the_refresh_token(sandbox: SandboxHandle
 
 
 def test_revoking_an_unknown_token_is_an_oauth_error(sandbox: SandboxHandle) -> None:
-    response = sandbox.session().post(
-        sandbox.login_url + "/services/oauth2/revoke", data={"token": "x"}, timeout=10
-    )
+    response = sandbox.session().post(sandbox.login_url + "/services/oauth2/revoke", data={"token": "x"}, timeout=10)
     assert response.status_code == 400
     assert response.json()["error"] == "unsupported_token_type"
 
@@ -282,9 +268,7 @@ def test_password_grant_issues_an_access_token_only(sandbox: SandboxHandle) -> N
         ({"grant_type": ""}, "unsupported_grant_type", "grant type not supported"),
     ],
 )
-def test_password_grant_errors(
-    sandbox: SandboxHandle, form: dict[str, str], error: str, description: str
-) -> None:
+def test_password_grant_errors(sandbox: SandboxHandle, form: dict[str, str], error: str, description: str) -> None:
     base = {
         "grant_type": "password",
         "client_id": sandbox.client_id,
@@ -318,9 +302,7 @@ def test_token_endpoint_requires_post(sandbox: SandboxHandle) -> None:
 def test_identity_url_describes_the_user(sandbox: SandboxHandle) -> None:
     tokens = sandbox.issue_tokens()
     session = sandbox.session()
-    response = session.get(
-        tokens["id"], headers={"Authorization": f"Bearer {tokens['access_token']}"}, timeout=10
-    )
+    response = session.get(tokens["id"], headers={"Authorization": f"Bearer {tokens['access_token']}"}, timeout=10)
     assert response.status_code == 200
     body = response.json()
     assert body["organization_id"] == sandbox.org.org_id

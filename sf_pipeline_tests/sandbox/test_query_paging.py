@@ -15,9 +15,7 @@ from sf_pipeline_tests.sandbox.conftest import Api
 @pytest.fixture
 def many(org: Org) -> list[str]:
     # 2,500 leads sharing only five LastModifiedDates: paging must still follow Id within each tie.
-    return org.create(
-        "Lead", [{"LastName": f"L{i}", "Company": "C"} for i in range(2500)], at="2024-06-01T00:00:00Z"
-    )
+    return org.create("Lead", [{"LastName": f"L{i}", "Company": "C"} for i in range(2500)], at="2024-06-01T00:00:00Z")
 
 
 def test_simple_salesforce_pages_through_every_record_in_order(sf: Salesforce, many: list[str]) -> None:

@@ -50,19 +50,13 @@ def test_query_errors_are_400_json_lists(api: Api, sf: Salesforce, soql: str, co
 def test_missing_query_string_is_malformed(api: Api) -> None:
     response = api.get("/services/data/v59.0/query")
     assert response.status_code == 400
-    assert response.json() == [
-        {"message": "A query string has to be specified", "errorCode": "MALFORMED_QUERY"}
-    ]
+    assert response.json() == [{"message": "A query string has to be specified", "errorCode": "MALFORMED_QUERY"}]
 
 
 @pytest.mark.parametrize("authorization", [None, "Bearer nope", "Basic abc", "Bearer"])
-def test_missing_or_unknown_token_is_invalid_session_id(
-    sandbox: SandboxHandle, authorization: str | None
-) -> None:
+def test_missing_or_unknown_token_is_invalid_session_id(sandbox: SandboxHandle, authorization: str | None) -> None:
     headers = {"Authorization": authorization} if authorization else {}
-    response = sandbox.session().get(
-        sandbox.instance_url + "/services/data/v59.0/limits", headers=headers, timeout=10
-    )
+    response = sandbox.session().get(sandbox.instance_url + "/services/data/v59.0/limits", headers=headers, timeout=10)
     assert response.status_code == 401
     assert response.json() == [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
     assert response.headers["Sforce-Limit-Info"].startswith("api-usage=")
@@ -87,9 +81,7 @@ def test_unknown_paths_and_objects_are_not_found(api: Api, sf: Salesforce) -> No
     for path in ("/services/data/v59.0/nope", "/services/data/v59.0/sobjects/Nope/describe", "/%00%ff", "/"):
         response = api.get(path)
         assert response.status_code == 404
-        assert response.json() == [
-            {"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}
-        ]
+        assert response.json() == [{"message": "The requested resource does not exist", "errorCode": "NOT_FOUND"}]
     with pytest.raises(SalesforceResourceNotFound):
         sf.restful("sobjects/Nope/describe")
 
@@ -145,9 +137,7 @@ def test_truncated_body_is_answered_after_a_short_wait_and_the_server_keeps_serv
     sandbox: SandboxHandle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("sf_pipeline.sandbox.server.BODY_TIMEOUT", 0.3)
-    answer = _raw(
-        sandbox, b"POST /services/oauth2/token HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nshort"
-    )
+    answer = _raw(sandbox, b"POST /services/oauth2/token HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nshort")
     assert answer.startswith(b"HTTP/1.1 400")
     assert b"shorter than its Content-Length" in answer
     assert sandbox.control.state()["records"]["Lead"] == 0
@@ -165,9 +155,7 @@ def test_bad_control_bodies_are_json_errors(sandbox: SandboxHandle) -> None:
 
 
 def test_oauth_garbage_is_an_oauth_error(sandbox: SandboxHandle) -> None:
-    response = sandbox.session().post(
-        sandbox.login_url + "/services/oauth2/token", data=b"\xff\xfe%%%", timeout=10
-    )
+    response = sandbox.session().post(sandbox.login_url + "/services/oauth2/token", data=b"\xff\xfe%%%", timeout=10)
     assert response.status_code == 400
     assert "error" in response.json()
 

@@ -111,9 +111,7 @@ def names(org: Org, where: str) -> set[str]:
         ("Interests__c EXCLUDES ('Webinars')", {"Bravo", "Delta"}),
     ],
 )
-def test_comparison_operators_follow_salesforce_semantics(
-    people: Org, where: str, expected: set[str]
-) -> None:
+def test_comparison_operators_follow_salesforce_semantics(people: Org, where: str, expected: set[str]) -> None:
     assert names(people, where) == expected
 
 
@@ -148,9 +146,7 @@ def test_like_is_case_insensitive_with_escaped_wildcards(people: Org, where: str
         ("Company = 'O''Reilly'", None),
     ],
 )
-def test_quoted_strings_match_only_what_they_literally_say(
-    people: Org, where: str, expected: set[str] | None
-) -> None:
+def test_quoted_strings_match_only_what_they_literally_say(people: Org, where: str, expected: set[str] | None) -> None:
     if expected is None:
         with pytest.raises(MalformedQuery):
             names(people, where)

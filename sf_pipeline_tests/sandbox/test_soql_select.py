@@ -59,9 +59,7 @@ def test_parent_relationship_fields_nest_or_are_null(org: Org) -> None:
 def test_relationship_fields_filter_and_sort(org: Org) -> None:
     a, b = _leads(org, {"LastName": "A", "HasOptedOutOfEmail": True}, {"LastName": "B"})
     [campaign] = org.create("Campaign", [{"Name": "C"}])
-    org.create(
-        "CampaignMember", [{"CampaignId": campaign, "LeadId": a}, {"CampaignId": campaign, "LeadId": b}]
-    )
+    org.create("CampaignMember", [{"CampaignId": campaign, "LeadId": a}, {"CampaignId": campaign, "LeadId": b}])
     opted_out = org.query("SELECT LeadId FROM CampaignMember WHERE Lead.HasOptedOutOfEmail = true")
     assert [r["LeadId"] for r in opted_out["records"]] == [a]
     ordered = org.query("SELECT LeadId FROM CampaignMember ORDER BY Lead.LastName DESC")

@@ -20,5 +20,12 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
 
 
 @pytest.fixture
+def sqlite_database(tmp_path: Path) -> Iterator[Database]:
+    """For checks whose outcome cannot depend on the backend (input validation before any write)."""
+    with migrated_database("sqlite", tmp_path) as database:
+        yield database
+
+
+@pytest.fixture
 def cipher() -> Cipher:
     return Cipher(TEST_KEY, source="the test key")

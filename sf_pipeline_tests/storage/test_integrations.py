@@ -7,6 +7,7 @@ import threading
 from datetime import UTC, datetime
 
 import pytest
+from cryptography.fernet import Fernet
 from sqlalchemy import select, text
 
 from sf_pipeline.errors import ConfigError, ConflictError, NotFoundError
@@ -104,11 +105,11 @@ def test_create_integration_refuses_a_taken_name(database: Database) -> None:
     ],
 )
 def test_create_integration_rejects_invalid_values_naming_the_key(
-    database: Database, field: str, kwargs: dict[str, object]
+    sqlite_database: Database, field: str, kwargs: dict[str, object]
 ) -> None:
     values: dict[str, object] = {"name": "acme", "project_id": 1, "login_url": "https://login.salesforce.com"}
     values.update(kwargs)
-    with database.session() as session, pytest.raises(ConfigError, match=f"^{field}: "):
+    with sqlite_database.session() as session, pytest.raises(ConfigError, match=f"^{field}: "):
         create_integration(session, **values)  # type: ignore[arg-type]
 
 
@@ -182,7 +183,7 @@ def test_credentials_are_unreadable_with_another_key(database: Database, cipher:
     _create(database)
     with database.session() as session:
         save_credentials(session, get_integration(session, "acme"), _creds(), cipher, now=NOW)
-    other = Cipher(Cipher.__module__ and "9Kc1m2i8tQO9O7ScBqvE0oKuz6sO0dYi4H8k1a9kWlY=")
+    other = Cipher(Fernet.generate_key())
     with database.session() as session, pytest.raises(SecretKeyMismatchError, match="another key"):
         load_credentials(session, "acme", other)
 
