@@ -37,9 +37,7 @@ ENVIRONMENTS: Mapping[str, str] = {
     # Salesforce's sandbox login host. The local sandbox (sf_pipeline.sandbox) is a custom host.
     "sandbox": "https://test.salesforce.com",
 }
-_HOST = re.compile(
-    r"(?:(?!-)[A-Za-z0-9-]{1,63}(?<!-)\.)+(?!-)[A-Za-z0-9-]{1,63}(?<!-)(?::\d{1,5})?|localhost:\d{1,5}"
-)
+_HOST = re.compile(r"(?:(?!-)[A-Za-z0-9-]{1,63}(?<!-)\.)+(?!-)[A-Za-z0-9-]{1,63}(?<!-)(?::\d{1,5})?|localhost:\d{1,5}")
 
 
 class Authorizer(Protocol):

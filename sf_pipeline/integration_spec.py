@@ -17,6 +17,9 @@ mappings:                  # optional: when absent the current (or default) mapp
   - {field: Lead.Email, property: email, object: CampaignMember}
 ```
 
+A mapping limited (``object:``) to an object that is not selected is kept: it applies once that
+object is selected.
+
 Every problem is reported with its key path (``objects.Lead.rules[1].operator``) and reason, all of
 them at once, before anything is written; ``apply_spec`` then writes in the caller's transaction.
 """
@@ -278,8 +281,6 @@ def _cross_check(spec: IntegrationSpec) -> list[tuple[str, str]]:
     seen: dict[tuple[str, str, str | None], int] = {}
     for index, entry in enumerate(spec.mappings):
         key = f"mappings[{index}]"
-        if entry.object is not None and entry.object not in spec.objects:
-            problems.append((f"{key}.object", f"{entry.object} is not one of the selected objects"))
         if entry.property in TOP_LEVEL and entry.type not in (None, "string"):
             problems.append((f"{key}.type", f"{entry.property!r} is a top-level text field of the user"))
         signature = (entry.field.lower(), entry.property, entry.object)

@@ -94,9 +94,7 @@ def client_of(sandbox: SandboxHandle) -> ClientCredentials:
     return ClientCredentials(sandbox.client_id, sandbox.client_secret)
 
 
-def browser_login(
-    sandbox: SandboxHandle, browser: Browser | None = None, *, timeout: float = 30.0
-) -> BrowserLogin:
+def browser_login(sandbox: SandboxHandle, browser: Browser | None = None, *, timeout: float = 30.0) -> BrowserLogin:
     return BrowserLogin(
         sandbox.login_url, client_of(sandbox), open_browser=browser or headless(sandbox), timeout=timeout
     )
@@ -342,9 +340,7 @@ def test_a_callback_with_the_wrong_state_stores_nothing(
     _assert_nothing_stored(database)
 
 
-def test_a_reused_authorization_code_stores_nothing(
-    database: Database, cipher: Cipher, sandbox: SandboxHandle
-) -> None:
+def test_a_reused_authorization_code_stores_nothing(database: Database, cipher: Cipher, sandbox: SandboxHandle) -> None:
     codes: list[str] = []
 
     def remember(url: str) -> str:
@@ -369,9 +365,7 @@ def test_an_expired_authorization_code_stores_nothing(
         return url
 
     with pytest.raises(ConnectError, match="expired authorization code"):
-        connect(
-            database, cipher, "acme", browser_login(sandbox, headless(sandbox, slow_admin)), project_id=42
-        )
+        connect(database, cipher, "acme", browser_login(sandbox, headless(sandbox, slow_admin)), project_id=42)
     _assert_nothing_stored(database)
 
 
@@ -387,9 +381,7 @@ def test_a_network_failure_during_the_code_exchange_stores_nothing(
 def test_an_unreachable_login_host_stores_nothing(database: Database, cipher: Cipher) -> None:
     with CallbackServer() as closed:  # a port nothing answers HTTPS on once this block ends
         port = urlsplit(closed.redirect_uri).port
-    importer = RefreshTokenImport(
-        f"https://127.0.0.1:{port}", ClientCredentials("id", "secret"), "5Aep861.token"
-    )
+    importer = RefreshTokenImport(f"https://127.0.0.1:{port}", ClientCredentials("id", "secret"), "5Aep861.token")
     with pytest.raises(ConnectError, match="could not reach Salesforce") as raised:
         connect(database, cipher, "acme", importer, project_id=42)
     assert "5Aep861.token" not in str(raised.value)
@@ -400,9 +392,7 @@ def test_no_answer_from_the_browser_times_out_and_stores_nothing(
     database: Database, cipher: Cipher, sandbox: SandboxHandle
 ) -> None:
     with pytest.raises(ConnectError, match="timed out"):
-        connect(
-            database, cipher, "acme", browser_login(sandbox, lambda url: None, timeout=0.2), project_id=42
-        )
+        connect(database, cipher, "acme", browser_login(sandbox, lambda url: None, timeout=0.2), project_id=42)
     _assert_nothing_stored(database)
 
 
@@ -491,9 +481,7 @@ def _snapshot(database: Database, name: str = "acme") -> dict[str, object]:
         }
 
 
-def test_reconnect_replaces_only_the_credentials(
-    database: Database, cipher: Cipher, sandbox: SandboxHandle
-) -> None:
+def test_reconnect_replaces_only_the_credentials(database: Database, cipher: Cipher, sandbox: SandboxHandle) -> None:
     connect(database, cipher, "acme", browser_login(sandbox), project_id=42)
     _configure(database)
     before, old = _snapshot(database), stored(database, cipher)
@@ -540,9 +528,7 @@ def test_reconnect_to_a_different_org_is_refused(
 
     with serve_in_thread(other) as elsewhere:
         bundle = tmp_path / "both.pem"
-        bundle.write_bytes(
-            Path(str(sandbox.ca_bundle)).read_bytes() + Path(str(elsewhere.ca_bundle)).read_bytes()
-        )
+        bundle.write_bytes(Path(str(sandbox.ca_bundle)).read_bytes() + Path(str(elsewhere.ca_bundle)).read_bytes())
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
         with pytest.raises(ConflictError, match=sandbox.org.org_id) as raised:
             reconnect(database, cipher, "acme", browser_login(elsewhere))
@@ -705,8 +691,6 @@ def test_cli_needs_the_client_credentials(cli_env: dict[str, str]) -> None:
     assert "SF_PIPELINE_CLIENT_ID" in str(result.exception)
 
 
-def test_connect_module_exposes_stored_login_url(
-    database: Database, cipher: Cipher, sandbox: SandboxHandle
-) -> None:
+def test_connect_module_exposes_stored_login_url(database: Database, cipher: Cipher, sandbox: SandboxHandle) -> None:
     connect(database, cipher, "acme", browser_login(sandbox), project_id=42)
     assert connecting.stored_login_url(database, "acme") == sandbox.login_url

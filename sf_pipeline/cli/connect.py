@@ -25,9 +25,7 @@ REFRESH_TOKEN_ENV = "SF_PIPELINE_REFRESH_TOKEN"
 NameArg = Annotated[str, typer.Argument(help="The integration's name.", show_default=False)]
 EnvOpt = Annotated[
     str | None,
-    typer.Option(
-        "--env", help="Where to log in: production, sandbox or custom (with --domain).", show_default=False
-    ),
+    typer.Option("--env", help="Where to log in: production, sandbox or custom (with --domain).", show_default=False),
 ]
 DomainOpt = Annotated[
     str | None,
@@ -39,9 +37,7 @@ DomainOpt = Annotated[
 ]
 LoginUrlOpt = Annotated[
     str | None,
-    typer.Option(
-        "--login-url", help="Login URL given whole, e.g. https://login.salesforce.com.", show_default=False
-    ),
+    typer.Option("--login-url", help="Login URL given whole, e.g. https://login.salesforce.com.", show_default=False),
 ]
 RefreshTokenOpt = Annotated[
     str | None,
@@ -55,9 +51,7 @@ RefreshTokenOpt = Annotated[
 ]
 ClientIdOpt = Annotated[
     str | None,
-    typer.Option(
-        "--client-id", envvar=CLIENT_ID_ENV, help="The connected app's consumer key.", show_default=False
-    ),
+    typer.Option("--client-id", envvar=CLIENT_ID_ENV, help="The connected app's consumer key.", show_default=False),
 ]
 ClientSecretOpt = Annotated[
     str | None,
@@ -164,15 +158,11 @@ def _authorizer(
     if not client_id:
         raise ConnectError(f"give the connected app's consumer key: --client-id or ${CLIENT_ID_ENV}")
     if not client_secret:
-        raise ConnectError(
-            f"give the connected app's consumer secret: --client-secret or ${CLIENT_SECRET_ENV}"
-        )
+        raise ConnectError(f"give the connected app's consumer secret: --client-secret or ${CLIENT_SECRET_ENV}")
     client = oauth.ClientCredentials(client_id, client_secret)
     if refresh_token:
         return oauth.RefreshTokenImport(login_url, client, refresh_token)
-    typer.echo(
-        f"Opening Salesforce consent at {login_url} in your browser (waiting up to {timeout:g}s)...", err=True
-    )
+    typer.echo(f"Opening Salesforce consent at {login_url} in your browser (waiting up to {timeout:g}s)...", err=True)
     return oauth.BrowserLogin(
         login_url, client, open_browser=oauth.open_in_browser, timeout=timeout, callback_port=callback_port
     )
@@ -181,10 +171,7 @@ def _authorizer(
 def _report(verb: str, result: connecting.ConnectResult) -> None:
     who = f" as {result.username}" if result.username else ""
     typer.echo(
-        f"{verb} integration {result.integration!r} to Salesforce org {result.org_id}{who}. "
-        f"Status: {result.status}."
+        f"{verb} integration {result.integration!r} to Salesforce org {result.org_id}{who}. Status: {result.status}."
     )
     if result.status == "incomplete":
-        typer.echo(
-            "Next: choose its objects, sync rules and field mappings (`sf-pipeline integration apply`)."
-        )
+        typer.echo("Next: choose its objects, sync rules and field mappings (`sf-pipeline integration apply`).")

@@ -269,15 +269,11 @@ class SalesforceClient:
         self.close()
 
 
-def _first_page(
-    sf: Salesforce, soql: str, include_deleted: bool, headers: dict[str, str], timeout: Any
-) -> Any:
+def _first_page(sf: Salesforce, soql: str, include_deleted: bool, headers: dict[str, str], timeout: Any) -> Any:
     return sf.query(soql, include_deleted=include_deleted, headers=headers, timeout=timeout)
 
 
-def _next_page(
-    sf: Salesforce, next_url: str, include_deleted: bool, headers: dict[str, str], timeout: Any
-) -> Any:
+def _next_page(sf: Salesforce, next_url: str, include_deleted: bool, headers: dict[str, str], timeout: Any) -> Any:
     return sf.query_more(
         next_url, identifier_is_url=True, include_deleted=include_deleted, headers=headers, timeout=timeout
     )
@@ -292,6 +288,4 @@ def _limits(sf: Salesforce, timeout: Any) -> Any:
 
 
 def _page(result: dict[str, Any]) -> QueryPage:
-    return QueryPage(
-        records=result["records"], total_size=int(result["totalSize"]), done=bool(result["done"])
-    )
+    return QueryPage(records=result["records"], total_size=int(result["totalSize"]), done=bool(result["done"]))

@@ -85,9 +85,7 @@ class NotFoundError(SalesforceError):
 
 # Refusals that mean "this access token is stale": refresh it and repeat the request.
 SESSION_EXPIRED_CODES = frozenset({"INVALID_SESSION_ID", "Bad_OAuth_Token"})
-_QUERY_CODES = frozenset(
-    {"MALFORMED_QUERY", "INVALID_FIELD", "INVALID_TYPE", "INVALID_QUERY_FILTER_OPERATOR"}
-)
+_QUERY_CODES = frozenset({"MALFORMED_QUERY", "INVALID_FIELD", "INVALID_TYPE", "INVALID_QUERY_FILTER_OPERATOR"})
 _TRANSIENT_CODES = frozenset({"QUERY_TIMEOUT", "SERVER_UNAVAILABLE", "UNKNOWN_EXCEPTION"})
 _REVOKED_GRANT_ERRORS = frozenset({"invalid_grant", "inactive_user", "inactive_org"})
 _CLIENT_ERRORS = frozenset({"invalid_client_id", "invalid_client", "unauthorized_client"})

@@ -146,9 +146,7 @@ def _token_request(
     )
 
 
-def fetch_identity(
-    identity_url: str, access_token: str, *, session: requests.Session | None = None
-) -> Identity:
+def fetch_identity(identity_url: str, access_token: str, *, session: requests.Session | None = None) -> Identity:
     """Ask the identity URL (``/id/{org}/{user}``) who the token belongs to."""
     http = session or requests.Session()
     try:
@@ -190,9 +188,7 @@ def pkce_pair() -> tuple[str, str]:
     return verifier, challenge
 
 
-def authorize_url(
-    login_url: str, client_id: str, *, redirect_uri: str, state: str, code_challenge: str
-) -> str:
+def authorize_url(login_url: str, client_id: str, *, redirect_uri: str, state: str, code_challenge: str) -> str:
     query = urlencode(
         {
             "response_type": "code",
@@ -305,9 +301,7 @@ class BrowserLogin:
         try:
             server = CallbackServer(self.callback_port)
         except OSError as exc:
-            raise ConnectError(
-                f"could not listen on 127.0.0.1:{self.callback_port} for the redirect: {exc}"
-            ) from None
+            raise ConnectError(f"could not listen on 127.0.0.1:{self.callback_port} for the redirect: {exc}") from None
         with server:
             url = authorize_url(
                 self.login_url,
@@ -320,13 +314,11 @@ class BrowserLogin:
             params = server.wait(self.timeout)
         if params is None:
             raise ConnectError(
-                f"timed out after {self.timeout:g}s waiting for Salesforce to redirect back; "
-                "nothing was stored"
+                f"timed out after {self.timeout:g}s waiting for Salesforce to redirect back; nothing was stored"
             )
         if not secrets.compare_digest(params.get("state", ""), state):
             raise ConnectError(
-                "the OAuth redirect's state does not match this login attempt (possible forgery); "
-                "nothing was stored"
+                "the OAuth redirect's state does not match this login attempt (possible forgery); nothing was stored"
             )
         if "error" in params:
             raise _consent_error(params)
@@ -364,9 +356,7 @@ class RefreshTokenImport:
             tokens = refresh_grant(self.login_url, self.client, self.refresh_token, session=session)
         except SalesforceError as exc:
             raise _connect_error("validate the refresh token", self.login_url, exc) from None
-        return _finish(
-            self.login_url, self.client, tokens, tokens.refresh_token or self.refresh_token, session
-        )
+        return _finish(self.login_url, self.client, tokens, tokens.refresh_token or self.refresh_token, session)
 
 
 def _finish(
@@ -404,7 +394,5 @@ def _consent_error(params: Mapping[str, str]) -> ConnectError:
 def _connect_error(action: str, login_url: str, exc: SalesforceError) -> ConnectError:
     if exc.status is None:
         return ConnectError(f"could not reach Salesforce at {login_url} to {action}: {exc.message}")
-    reason = (
-        f"{exc.error_code}: {exc.detail}" if exc.error_code and exc.detail else exc.error_code or exc.message
-    )
+    reason = f"{exc.error_code}: {exc.detail}" if exc.error_code and exc.detail else exc.error_code or exc.message
     return ConnectError(f"Salesforce refused to {action} ({reason}); nothing was stored")

@@ -49,9 +49,7 @@ def sleep() -> FakeSleep:
 
 
 @pytest.fixture
-def make_client(
-    tokens: StaticRefreshTokenSource, sleep: FakeSleep
-) -> Iterator[Callable[..., SalesforceClient]]:
+def make_client(tokens: StaticRefreshTokenSource, sleep: FakeSleep) -> Iterator[Callable[..., SalesforceClient]]:
     clients: list[SalesforceClient] = []
 
     def make(**options: object) -> SalesforceClient:

@@ -57,9 +57,7 @@ def test_query_pages_are_lazy(client: SalesforceClient) -> None:
     assert client.api_calls == 1
 
 
-def test_include_deleted_also_returns_soft_deleted_records(
-    client: SalesforceClient, sandbox: SandboxHandle
-) -> None:
+def test_include_deleted_also_returns_soft_deleted_records(client: SalesforceClient, sandbox: SandboxHandle) -> None:
     gone = sorted(r["Id"] for r in sandbox.org.records("Lead"))[:25]
     sandbox.org.delete("Lead", gone)
     soql = "SELECT Id, IsDeleted FROM Lead ORDER BY Id"
@@ -78,9 +76,7 @@ def test_empty_result_is_one_done_page(client: SalesforceClient) -> None:
     assert pages == [QueryPage(records=[], total_size=0, done=True)]
 
 
-def test_count_returns_the_number_of_matching_records(
-    client: SalesforceClient, sandbox: SandboxHandle
-) -> None:
+def test_count_returns_the_number_of_matching_records(client: SalesforceClient, sandbox: SandboxHandle) -> None:
     with_email = sum(1 for r in sandbox.org.records("Lead") if r.get("Email"))
     assert client.count("SELECT COUNT() FROM Lead") == LEADS
     assert client.count("SELECT COUNT() FROM Lead WHERE Email != null") == with_email
@@ -120,9 +116,7 @@ def test_limits_report_the_daily_api_quota(client: SalesforceClient, sandbox: Sa
     assert limits.remaining_fraction == pytest.approx(limits.remaining / 15000)
 
 
-def test_api_usage_comes_from_the_last_response_header(
-    client: SalesforceClient, sandbox: SandboxHandle
-) -> None:
+def test_api_usage_comes_from_the_last_response_header(client: SalesforceClient, sandbox: SandboxHandle) -> None:
     assert client.api_usage is None
     sandbox.org.set_api_quota(max=5000, used=41)
     client.count("SELECT COUNT() FROM Lead")
@@ -158,9 +152,7 @@ def test_session_expiring_mid_query_is_refreshed_without_losing_or_repeating_rec
     assert client.api_calls == len(uninterrupted) + 1
 
 
-def test_session_expired_before_a_query_starts_is_refreshed(
-    client: SalesforceClient, sandbox: SandboxHandle
-) -> None:
+def test_session_expired_before_a_query_starts_is_refreshed(client: SalesforceClient, sandbox: SandboxHandle) -> None:
     client.count("SELECT COUNT() FROM Lead")
     sandbox.org.expire_sessions()
     assert len(_ids(list(client.query_pages(LEAD_SOQL)))) == LEADS
@@ -169,18 +161,14 @@ def test_session_expired_before_a_query_starts_is_refreshed(
     assert client.token_refreshes == 1
 
 
-def test_identity_with_an_expired_session_is_refreshed(
-    client: SalesforceClient, sandbox: SandboxHandle
-) -> None:
+def test_identity_with_an_expired_session_is_refreshed(client: SalesforceClient, sandbox: SandboxHandle) -> None:
     client.identity()
     sandbox.org.expire_sessions()
     assert client.identity().org_id == sandbox.org.org_id
     assert client.token_refreshes == 1
 
 
-def test_clients_sharing_a_token_source_refresh_once(
-    tokens: StaticRefreshTokenSource, sandbox: SandboxHandle
-) -> None:
+def test_clients_sharing_a_token_source_refresh_once(tokens: StaticRefreshTokenSource, sandbox: SandboxHandle) -> None:
     clients = [SalesforceClient(tokens) for _ in range(4)]
     for c in clients:
         c.count("SELECT COUNT() FROM Lead")
@@ -318,9 +306,7 @@ def test_transient_failure_of_the_token_endpoint_is_retried(
     assert client.token_refreshes == 2
 
 
-def test_transient_failure_fetching_the_first_token_is_retried(
-    sandbox: SandboxHandle, sleep: FakeSleep
-) -> None:
+def test_transient_failure_fetching_the_first_token_is_retried(sandbox: SandboxHandle, sleep: FakeSleep) -> None:
     tokens = StaticRefreshTokenSource(
         sandbox.login_url, sandbox.client_id, sandbox.client_secret, sandbox.issue_refresh_token()
     )

@@ -104,9 +104,7 @@ def test_concurrent_request_limit_is_transient_not_quota() -> None:
 
 
 def test_invalid_grant_means_revoked_credentials_and_advises_reconnect() -> None:
-    error = map_error(
-        _oauth_response(400, "invalid_grant", "expired access/refresh token"), integration="acme"
-    )
+    error = map_error(_oauth_response(400, "invalid_grant", "expired access/refresh token"), integration="acme")
     assert isinstance(error, CredentialsRevokedError)
     assert isinstance(error, AuthenticationError)
     assert "sf-pipeline integration reconnect acme" in str(error)

@@ -92,9 +92,7 @@ def test_refreshed_access_token_is_stored_encrypted(
         assert new.refresh_token.encode() not in raw
 
 
-def test_rotated_refresh_token_is_persisted(
-    connected: Database, cipher: Cipher, sandbox: SandboxHandle
-) -> None:
+def test_rotated_refresh_token_is_persisted(connected: Database, cipher: Cipher, sandbox: SandboxHandle) -> None:
     sandbox.org.set_options(refresh_token_rotation=True)
     old = _stored(connected, cipher)
     sandbox.org.expire_sessions()
@@ -105,14 +103,10 @@ def test_rotated_refresh_token_is_persisted(
     assert new.refresh_token != old.refresh_token
     # Salesforce retired the old refresh token; the stored one is the one that works.
     with pytest.raises(CredentialsRevokedError):
-        StaticRefreshTokenSource(
-            sandbox.login_url, new.client_id, new.client_secret, old.refresh_token
-        ).current()
+        StaticRefreshTokenSource(sandbox.login_url, new.client_id, new.client_secret, old.refresh_token).current()
     assert _works(
         sandbox,
-        StaticRefreshTokenSource(
-            sandbox.login_url, new.client_id, new.client_secret, new.refresh_token
-        ).current(),
+        StaticRefreshTokenSource(sandbox.login_url, new.client_id, new.client_secret, new.refresh_token).current(),
     )
 
 
@@ -218,9 +212,7 @@ def test_open_client_of_an_unknown_integration_raises_not_found(database: Databa
         open_client(database, cipher, "ghost")
 
 
-def test_open_client_of_an_unconnected_integration_says_to_connect(
-    database: Database, cipher: Cipher
-) -> None:
+def test_open_client_of_an_unconnected_integration_says_to_connect(database: Database, cipher: Cipher) -> None:
     with database.session() as session:
         create_integration(session, name="later", project_id=1, login_url="https://login.salesforce.com")
     with pytest.raises(NotFoundError, match="connect it first"):

@@ -91,6 +91,22 @@ def test_insecure_http_serves_plain_http_without_a_bundle() -> None:
         assert _password_token(info).status_code == 200
 
 
+def test_sf_pipeline_sandbox_serve_through_the_main_cli() -> None:
+    command = [sys.executable, "-m", "sf_pipeline.cli.main", "sandbox", "serve", "--json", "--records", "3"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout is not None
+        info = json.loads(proc.stdout.readline())
+        assert set(info) == KEYS
+        assert _password_token(info).status_code == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
+
+
 def test_serve_is_a_subcommand_of_the_sandbox_app() -> None:
     result = CliRunner().invoke(app, ["serve", "--help"])
     assert result.exit_code == 0

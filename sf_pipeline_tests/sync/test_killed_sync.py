@@ -1,5 +1,8 @@
 """A sync killed at any point (SIGKILL, even mid-write) and run again leaves exactly the users
-table an uninterrupted sync would have, and its watermark never moves past unsynced records."""
+table an uninterrupted sync would have, and its watermark never moves past unsynced records.
+
+Kills are triggered by what the child has visibly done (run started, pages fetched, users written),
+not by timers, so the test means the same on a loaded machine."""
 
 from __future__ import annotations
 
@@ -8,15 +11,15 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from datetime import timedelta
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from sf_pipeline.sandbox.testing import SandboxHandle, serve_in_thread
-from sf_pipeline.storage.models import SyncState, User
+from sf_pipeline.storage.models import SyncRun, SyncState, User
 from sf_pipeline_tests.conftest import trust
 from sf_pipeline_tests.dbs import sqlite_url
 from sf_pipeline_tests.harness import TEST_KEY, Pipeline, pipeline
@@ -43,9 +46,14 @@ def user_count(p: Pipeline) -> int:
         return int(session.scalar(select(func.count()).select_from(User)) or 0)
 
 
-def watermarks(p: Pipeline) -> dict[str, object]:
+def watermarks(p: Pipeline) -> dict[str, datetime | None]:
     with p.database.session() as session:
         return {s.object_name: s.watermark for s in session.scalars(select(SyncState))}
+
+
+def runs(p: Pipeline) -> list[SyncRun]:
+    with p.database.session() as session:
+        return list(session.scalars(select(SyncRun).order_by(SyncRun.started_at)))
 
 
 def start_child(p: Pipeline) -> subprocess.Popen[bytes]:
@@ -57,36 +65,39 @@ def start_child(p: Pipeline) -> subprocess.Popen[bytes]:
         "PAGE_SIZE": "200",
     }
     return subprocess.Popen([sys.executable, "-m", "sf_pipeline_tests.sync.sync_child", p.name], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def kill_mid_write(p: Pipeline, before: int, *, deadline_s: float = 120) -> bool:
-    """Start a sync and SIGKILL it once it has written some users but not all. Returns whether
-    the kill landed mid-write (False if the sync finished first)."""
+def kill_when(p: Pipeline, condition: Callable[[], bool], *, deadline_s: float = 180) -> bool:
+    """Start a sync and SIGKILL it the moment ``condition`` holds. Returns True when the kill
+    interrupted a run that had not completed (its run row still says ``started``)."""
+    known = {r.run_id for r in runs(p)}
+    marks = watermarks(p)
     child = start_child(p)
     stop = time.monotonic() + deadline_s
     try:
         while time.monotonic() < stop and child.poll() is None:
-            if user_count(p) > before:
+            if condition():
                 child.send_signal(signal.SIGKILL)
-                child.wait()
-                return True
-            time.sleep(0.01)
-        return False
+                break
+            time.sleep(0.005)
     finally:
         if child.poll() is None:
             child.kill()
-            child.wait()
-
-
-def kill_after(p: Pipeline, seconds: float) -> bool:
-    """SIGKILL a sync after ``seconds``; returns False if it had already finished."""
-    child = start_child(p)
-    time.sleep(seconds)
-    interrupted = child.poll() is None
-    child.send_signal(signal.SIGKILL)
-    child.wait()
+        child.wait()
+    mine = [r for r in runs(p) if r.run_id not in known]
+    interrupted = bool(mine) and mine[-1].status == "started"
+    if interrupted:
+        assert watermarks(p) == marks, "a killed run must not move the watermark"
     return interrupted
+
+
+def started(p: Pipeline, known: int) -> Callable[[], bool]:
+    return lambda: len(runs(p)) > known
+
+
+def fetching(p: Pipeline, known: int) -> Callable[[], bool]:
+    return lambda: len(runs(p)) > known and runs(p)[-1].fetched > 0
 
 
 def test_a_sync_killed_anywhere_then_rerun_equals_an_uninterrupted_one(
@@ -95,34 +106,30 @@ def test_a_sync_killed_anywhere_then_rerun_equals_an_uninterrupted_one(
     (tmp_path / "killed").mkdir()
     (tmp_path / "reference").mkdir()
     with pipeline(sandbox, database_url, tmp_path / "killed", page_size=200) as killed:
-        # Initial full sync, killed early (extracting), then mid-write, then allowed to finish.
-        assert kill_after(killed, 1.0)
+        # The initial full sync: killed as it starts, while fetching, and mid-write.
+        assert kill_when(killed, started(killed, 0))
+        assert kill_when(killed, fetching(killed, len(runs(killed))))
+        assert kill_when(killed, lambda: user_count(killed) > 0)
+        assert 0 < user_count(killed), "the last kill landed after some users were written"
         assert watermarks(killed) == {}
-        assert kill_mid_write(killed, before=0)
-        assert user_count(killed) > 0
-        assert watermarks(killed) == {}, "a killed run must not move the watermark"
         killed.sync()
-        with pipeline(sandbox, sqlite_url(tmp_path / "reference"), tmp_path / "reference",
-                      name="acme") as reference:
+        with pipeline(sandbox, sqlite_url(tmp_path / "reference"), tmp_path / "reference") as reference:
             reference.sync()
             assert table(killed) == table(reference)
 
-            # An incremental run with many changes, killed mid-write, then rerun.
+            # An incremental run with thousands of changes and some deletions: killed as it
+            # starts and while fetching, then rerun.
             w = max(v for v in watermarks(killed).values() if v is not None)
-            assert isinstance(w, object)
             for i, record in enumerate(sandbox.org.records("Contact")[:3000]):
                 sandbox.org.update("Contact", record["Id"], {"FirstName": f"Changed{i}"},
-                                   at=w + timedelta(seconds=1 + i // 50))  # type: ignore[operator]
+                                   at=w + timedelta(seconds=1 + i // 50))
             sandbox.org.delete("Contact", [r["Id"] for r in sandbox.org.records("Contact")[-5:]],
-                               at=w + timedelta(seconds=500))  # type: ignore[operator]
-            marks = watermarks(killed)
-            interrupted = 0
-            for delay in (1.0, 1.5, 2.0, 2.5, 3.0):  # start-up, extracting, diffing, writing
-                if not kill_after(killed, delay):
-                    break  # it finished before the kill: a completed run may move the watermark
-                interrupted += 1
-                assert watermarks(killed) == marks, "a killed run must not move the watermark"
-            assert interrupted >= 2
+                               at=w + timedelta(seconds=500))
+            before = table(killed)
+            kill_when(killed, started(killed, len(runs(killed))))
+            kill_when(killed, fetching(killed, len(runs(killed))))
             killed.sync()
             reference.sync()
-            assert table(killed) == table(reference)
+            after = table(killed)
+            assert after != before
+            assert after == table(reference)
