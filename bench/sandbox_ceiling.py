@@ -6,7 +6,9 @@ OAuth password grant, then pulls every page of one query twice over HTTPS:
 (a) requests + json, following ``nextRecordsUrl``;
 (b) simple-salesforce ``query`` / ``query_more``, as the pipeline's client does.
 
-Prints records/s for each (the time includes the first request, which runs and sorts the query).
+Prints records/s for each (the time includes the first request, which runs and sorts the query),
+and the CPU seconds the sandbox and the client spent: on a busy machine the wall-clock rate drops,
+while CPU time per record shows what each side costs.
 
     .venv/bin/python bench/sandbox_ceiling.py --records 1000000
 """
@@ -93,6 +95,15 @@ def pull_with_simple_salesforce(info: dict[str, Any], token: str) -> tuple[int, 
     return count, time.perf_counter() - started
 
 
+def _cpu_seconds(proc: subprocess.Popen[str]) -> float:
+    """CPU time the sandbox process has used so far, from /proc (Linux only; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _rss(proc: subprocess.Popen[str]) -> str:
     """The sandbox process's resident memory, from /proc (Linux only)."""
     try:
@@ -118,8 +129,13 @@ def main() -> None:
             ("requests + json", pull_with_requests),
             ("simple-salesforce", pull_with_simple_salesforce),
         ):
+            server_cpu, client_cpu = _cpu_seconds(proc), time.process_time()
             count, seconds = pull(info, token)
-            print(f"{label:>18}: {count} records in {seconds:.2f}s = {count / seconds:,.0f} records/s")
+            server_cpu, client_cpu = _cpu_seconds(proc) - server_cpu, time.process_time() - client_cpu
+            print(
+                f"{label:>18}: {count} records in {seconds:.2f}s = {count / seconds:,.0f} records/s "
+                f"(CPU: sandbox {server_cpu:.1f}s, client {client_cpu:.1f}s)"
+            )
         print(f"sandbox after both pulls: {_rss(proc)}")
     finally:
         proc.terminate()

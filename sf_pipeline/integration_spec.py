@@ -275,9 +275,7 @@ def _cross_check(spec: IntegrationSpec) -> list[tuple[str, str]]:
     if spec.mappings is None:
         return problems
     if not spec.mappings:
-        problems.append(
-            ("mappings", "list at least one mapping, or leave the key out to keep the current ones")
-        )
+        problems.append(("mappings", "list at least one mapping, or leave the key out to keep the current ones"))
     seen: dict[tuple[str, str, str | None], int] = {}
     for index, entry in enumerate(spec.mappings):
         key = f"mappings[{index}]"
@@ -337,9 +335,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
             if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
@@ -423,9 +419,7 @@ class ApplyResult:
         return not self.created
 
 
-def apply_spec(
-    session: Session, spec: IntegrationSpec, *, describe: Describe | None, now: datetime
-) -> ApplyResult:
+def apply_spec(session: Session, spec: IntegrationSpec, *, describe: Describe | None, now: datetime) -> ApplyResult:
     """Create or update the integration the file describes, in the caller's transaction.
 
     With ``describe`` (the integration has credentials), every rule and mapping, including stored
@@ -445,9 +439,7 @@ def apply_spec(
             "an integration cannot move between projects (its users live in the first); create a new one"
         )
     objects = list(spec.objects)
-    rules = {
-        name: [rule.to_rule() for rule in object_spec.rules] for name, object_spec in spec.objects.items()
-    }
+    rules = {name: [rule.to_rule() for rule in object_spec.rules] for name, object_spec in spec.objects.items()}
     new_mappings = None if spec.mappings is None else [entry.to_mapping() for entry in spec.mappings]
     if describe is not None:
         if new_mappings is not None:

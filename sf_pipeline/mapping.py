@@ -119,9 +119,7 @@ class ResolvedField:
     info: FieldInfo
 
 
-def resolve_field(
-    object_name: str, path: str, describe: Callable[[str], ObjectDescribe]
-) -> ResolvedField | None:
+def resolve_field(object_name: str, path: str, describe: Callable[[str], ObjectDescribe]) -> ResolvedField | None:
     """``Field`` on the object, or ``Parent.Field`` through one of its lookups; None if absent.
 
     Raises ConfigError for a lookup that can point at several objects (a polymorphic field)."""
@@ -334,13 +332,17 @@ def _converter(kind: str, wanted: str, prop: str) -> Converter:
             return result
 
         return items
-    if wanted == "date" or kind in ("date", "datetime"):
-        return {"date": _iso_date, "datetime": _iso_datetime}.get(kind, _date_from_text)
+    dated = {"date": _iso_date, "datetime": _iso_datetime}.get(kind)
+    if wanted == "date":
+        return dated or _date_from_text
+    if dated is not None and prop not in TOP_LEVEL:
+        return dated  # already short, normalised text
     limit = TOP_LEVEL_MAX_LENGTH.get(prop, MAX_STRING_LENGTH)
     too_long = f"longer than {limit:,} characters"
+    as_text = dated or _text
 
     def text(value: Any) -> str:
-        result = value if type(value) is str else _text(value)
+        result = value if type(value) is str and as_text is _text else as_text(value)
         if len(result) > limit:
             raise _Drop(too_long)
         return result
@@ -481,9 +483,7 @@ def compile_object_mapping(
             raise ConfigError(str(exc), key=f"{key}.type" if spec.type else f"{key}.field") from exc
         convert = _converter(_source_kind(resolved.info), wanted, spec.property)
         fields[resolved.path] = None
-        sources.setdefault(spec.property, []).append(
-            (resolved.relationship, resolved.name, convert, resolved.path)
-        )
+        sources.setdefault(spec.property, []).append((resolved.relationship, resolved.name, convert, resolved.path))
         if resolved.name.lower() == OPT_OUT_FIELD.lower() and wanted == "boolean":
             opt_out.add(spec.property)
     plan = tuple((prop, tuple(found)) for prop, found in sources.items())

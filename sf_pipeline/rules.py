@@ -104,9 +104,7 @@ class RuleProblem(ValueError):
 def check_rule_shape(rule: Rule) -> None:
     """The checks that need no describe: a known operator, and a value exactly when it needs one."""
     if rule.operator not in OPERATORS:
-        raise RuleProblem(
-            "operator", f"unknown operator {rule.operator!r}; expected one of {', '.join(OPERATORS)}"
-        )
+        raise RuleProblem("operator", f"unknown operator {rule.operator!r}; expected one of {', '.join(OPERATORS)}")
     if rule.operator in VALUELESS_OPERATORS:
         if rule.value is not None:
             raise RuleProblem("value", f"{rule.operator} takes no value")
@@ -132,9 +130,7 @@ def check_rule(rule: Rule, describe: ObjectDescribe) -> FieldInfo:
         return info
     operator, t = rule.operator, info.type
     if operator in ORDER_OPERATORS and t not in NUMBER_TYPES | DATE_TYPES | DATETIME_TYPES:
-        raise RuleProblem(
-            "operator", f"{operator} works on number, date or datetime fields; {info.name} is {t}"
-        )
+        raise RuleProblem("operator", f"{operator} works on number, date or datetime fields; {info.name} is {t}")
     if operator in LIKE_OPERATORS and t not in LIKE_TYPES and not _multipicklist_ok(t, operator):
         raise RuleProblem("operator", f"{operator} works on text fields; {info.name} is {t}")
     _literal(info, rule.value, like=operator in LIKE_OPERATORS)
@@ -237,9 +233,7 @@ def _datetime_literal(info: FieldInfo, value: Any) -> str:
 
 def _text_literal(info: FieldInfo, value: Any) -> str:
     if isinstance(value, bool | float | datetime):
-        raise RuleProblem(
-            "value", f"{info.name} is a text field; write the value as quoted text (got {value!r})"
-        )
+        raise RuleProblem("value", f"{info.name} is a text field; write the value as quoted text (got {value!r})")
     text = value.isoformat() if isinstance(value, date) else str(value)
     if info.type in ID_TYPES and not _SALESFORCE_ID.fullmatch(text):
         raise RuleProblem("value", f"{info.name} takes a Salesforce ID (15 or 18 characters), not {text!r}")

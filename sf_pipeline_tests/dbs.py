@@ -2,9 +2,9 @@
 
 PostgreSQL is expected on 127.0.0.1:5432 with trust auth; ``SF_PIPELINE_TEST_POSTGRES_URL`` may
 name any existing database on another server (it is only used to create and drop the throwaway
-ones). Migrated databases are cloned from a template migrated once per test process, and dropped
-in the background, because creating, migrating and dropping a database each take a fraction of a
-second on a busy machine.
+ones). Creating, migrating and dropping a database each take a fraction of a second on a busy
+machine, so databases are created in parallel batches ahead of need, migrated ones are cloned from
+a template migrated once per test process, and dropping happens in the background.
 """
 
 from __future__ import annotations
@@ -26,8 +26,11 @@ from sf_pipeline.storage.database import Database
 POSTGRES_URL_ENV = "SF_PIPELINE_TEST_POSTGRES_URL"
 DEFAULT_POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 
-_dropper = ThreadPoolExecutor(max_workers=2, thread_name_prefix="drop-test-database")
-_template_lock = threading.Lock()
+BATCH = 6  # PostgreSQL creates several databases at once about as fast as one
+
+_workers = ThreadPoolExecutor(max_workers=BATCH, thread_name_prefix="test-database")
+_lock = threading.Lock()
+_ready: dict[str | None, list[str]] = {}
 _templates: dict[str, str] = {}
 
 
@@ -52,21 +55,43 @@ def _url_of(name: str) -> str:
     return _admin_url().set(database=name).render_as_string(hide_password=False)
 
 
+def _create(template: str | None) -> str:
+    name = f"sfp_test_{uuid.uuid4().hex[:16]}"
+    _execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+    return name
+
+
+def _take(template: str | None) -> str:
+    """A new database, from a batch created in parallel ahead of need."""
+    with _lock:
+        ready = _ready.setdefault(template, [])
+        if not ready:
+            ready.extend(_workers.map(_create, [template] * BATCH))
+        return ready.pop()
+
+
+@atexit.register
+def _drop_unused() -> None:
+    # The worker pool is already shut down when atexit handlers run.
+    for ready in _ready.values():
+        for name in ready:
+            _drop(name)
+
+
 @contextmanager
 def fresh_postgres_url(*, template: str | None = None) -> Iterator[str]:
     """The URL of a new PostgreSQL database (empty, or a copy of ``template``), dropped afterwards
-    even if connections to it are still open."""
-    name = f"sfp_test_{uuid.uuid4().hex[:16]}"
-    _execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+    (in the background) even if connections to it are still open."""
+    name = _take(template)
     try:
         yield _url_of(name)
     finally:
-        _dropper.submit(_drop, name)
+        _workers.submit(_drop, name)
 
 
 def _migrated_template() -> str:
     """A migrated database to clone, made once per process and dropped when the process exits."""
-    with _template_lock:
+    with _lock:
         if "migrated" not in _templates:
             name = f"sfp_template_{uuid.uuid4().hex[:16]}"
             _execute(f'CREATE DATABASE "{name}"')

@@ -15,9 +15,7 @@ def _field(name: str, type_: str, *, length: int = 0, filterable: bool = True) -
 
 
 def _lookup(name: str, relationship: str, *targets: str) -> FieldInfo:
-    return FieldInfo(
-        name=name, type="reference", label=name, relationship_name=relationship, reference_to=targets
-    )
+    return FieldInfo(name=name, type="reference", label=name, relationship_name=relationship, reference_to=targets)
 
 
 def _object(name: str, *fields: FieldInfo) -> ObjectDescribe:

@@ -154,35 +154,87 @@ def test_an_unknown_operator_names_its_rule_and_the_expected_operators() -> None
 @pytest.mark.parametrize(
     ("old", "new", "key", "reason"),
     [
-        ("{field: Email, operator: is_set}", "{field: Email, operator: is_set, value: x}",
-         "objects.Lead.rules[1].value", "is_set takes no value"),
-        ("{field: Rating, operator: equals, value: Hot}", "{field: Rating, operator: equals}",
-         "objects.Lead.rules[0].value", "equals needs a value"),
-        ("{field: Rating, operator: equals, value: Hot}", "{field: Rating, operator: equals, value: [a, b]}",
-         "objects.Lead.rules[0].value", "single value"),
-        ("{field: Rating, operator: equals, value: Hot}", "{field: Lead.Rating, operator: equals, value: Hot}",
-         "objects.Lead.rules[0].field", "not a Salesforce field name"),
-        ("{field: Rating, operator: equals, value: Hot}", "{field: Rating, operator: equals, value: Hot, note: x}",
-         "objects.Lead.rules[0].note", "unknown key; expected one of field, operator, value"),
-        ("{field: Rating, operator: equals, value: Hot}", "{operator: equals, value: Hot}",
-         "objects.Lead.rules[0].field", "required"),
+        (
+            "{field: Email, operator: is_set}",
+            "{field: Email, operator: is_set, value: x}",
+            "objects.Lead.rules[1].value",
+            "is_set takes no value",
+        ),
+        (
+            "{field: Rating, operator: equals, value: Hot}",
+            "{field: Rating, operator: equals}",
+            "objects.Lead.rules[0].value",
+            "equals needs a value",
+        ),
+        (
+            "{field: Rating, operator: equals, value: Hot}",
+            "{field: Rating, operator: equals, value: [a, b]}",
+            "objects.Lead.rules[0].value",
+            "single value",
+        ),
+        (
+            "{field: Rating, operator: equals, value: Hot}",
+            "{field: Lead.Rating, operator: equals, value: Hot}",
+            "objects.Lead.rules[0].field",
+            "not a Salesforce field name",
+        ),
+        (
+            "{field: Rating, operator: equals, value: Hot}",
+            "{field: Rating, operator: equals, value: Hot, note: x}",
+            "objects.Lead.rules[0].note",
+            "unknown key; expected one of field, operator, value",
+        ),
+        (
+            "{field: Rating, operator: equals, value: Hot}",
+            "{operator: equals, value: Hot}",
+            "objects.Lead.rules[0].field",
+            "required",
+        ),
         ("match: all", "match: both", "objects.Lead.match", "unknown match 'both'"),
         ("  Contact: {}", "  Account: {}", "objects.Account", "unknown object 'Account'; expected one of Lead"),
         ("  Contact: {}", "  Contact: {rules: {field: Email}}", "objects.Contact.rules", "expected a list"),
-        ("{field: Industry, property: industry}", "{field: Industry, property: industry, type: integer}",
-         "mappings[2].type", "unknown value 'integer'; expected one of 'string', 'number'"),
-        ("{field: Industry, property: industry}", "{field: Industry, property: 2nd-industry}",
-         "mappings[2].property", "not a property name"),
-        ("{field: Industry, property: industry}", "{field: Lead.Owner.Name, property: industry}",
-         "mappings[2].field", "not a Salesforce field"),
-        ("{field: Industry, property: industry}", "{field: Industry, property: industry, object: Account}",
-         "mappings[2].object", "unknown value 'Account'"),
-        ("{field: Industry, property: industry}", "{field: Industry, property: phone, type: number}",
-         "mappings[2].type", "top-level text field"),
-        ("{field: Industry, property: industry}", "{field: FirstName, property: first_name}",
-         "mappings[2]", "repeats mappings[1]"),
-        ("{field: Industry, property: industry}", "{field: Industry, property: industry, propery: x}",
-         "mappings[2].propery", "unknown key; expected one of field, property, type, object"),
+        (
+            "{field: Industry, property: industry}",
+            "{field: Industry, property: industry, type: integer}",
+            "mappings[2].type",
+            "unknown value 'integer'; expected one of 'string', 'number'",
+        ),
+        (
+            "{field: Industry, property: industry}",
+            "{field: Industry, property: 2nd-industry}",
+            "mappings[2].property",
+            "not a property name",
+        ),
+        (
+            "{field: Industry, property: industry}",
+            "{field: Lead.Owner.Name, property: industry}",
+            "mappings[2].field",
+            "not a Salesforce field",
+        ),
+        (
+            "{field: Industry, property: industry}",
+            "{field: Industry, property: industry, object: Account}",
+            "mappings[2].object",
+            "unknown value 'Account'",
+        ),
+        (
+            "{field: Industry, property: industry}",
+            "{field: Industry, property: phone, type: number}",
+            "mappings[2].type",
+            "top-level text field",
+        ),
+        (
+            "{field: Industry, property: industry}",
+            "{field: FirstName, property: first_name}",
+            "mappings[2]",
+            "repeats mappings[1]",
+        ),
+        (
+            "{field: Industry, property: industry}",
+            "{field: Industry, property: industry, propery: x}",
+            "mappings[2].propery",
+            "unknown key; expected one of field, property, type, object",
+        ),
     ],
 )
 def test_problems_inside_the_file_name_their_key_path(old: str, new: str, key: str, reason: str) -> None:
@@ -249,8 +301,14 @@ def test_a_key_given_twice_is_an_error_naming_its_line() -> None:
         parse_spec(text)
 
 
-@pytest.mark.parametrize(("text", "reason"), [("", "the file is empty"), ("# only a comment\n", "the file is empty"),
-                                              ("- a\n- b\n", "expected a mapping of keys")])
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("", "the file is empty"),
+        ("# only a comment\n", "the file is empty"),
+        ("- a\n- b\n", "expected a mapping of keys"),
+    ],
+)
 def test_files_that_are_not_a_mapping_are_rejected(text: str, reason: str) -> None:
     with pytest.raises(ConfigError, match=reason):
         parse_spec(text)
@@ -274,7 +332,9 @@ def _check(spec: IntegrationSpec, mappings: list[MappingSpec] | None = None) -> 
     rules = {name: [r.to_rule() for r in obj.rules] for name, obj in spec.objects.items()}
     if mappings is None:
         mappings = [m.to_mapping() for m in spec.mappings or []]
-    return check_against_describe(list(spec.objects), rules, [(f"mappings[{i}]", m) for i, m in enumerate(mappings)], describe)
+    return check_against_describe(
+        list(spec.objects), rules, [(f"mappings[{i}]", m) for i, m in enumerate(mappings)], describe
+    )
 
 
 def test_the_example_is_valid_against_describe() -> None:
@@ -285,17 +345,24 @@ def test_the_example_is_valid_against_describe() -> None:
 @pytest.mark.parametrize(
     ("rule", "key", "reason"),
     [
-        ("{field: Ratng, operator: equals, value: Hot}", "objects.Lead.rules[0].field",
-         "field 'Ratng' does not exist on Lead"),
-        ("{field: AnnualRevenue, operator: greater_than, value: lots}", "objects.Lead.rules[0].value",
-         "expected a number"),
-        ("{field: ConvertedDate, operator: less_than, value: 01/02/2024}", "objects.Lead.rules[0].value",
-         "date field"),
-        ("{field: CreatedDate, operator: greater_than, value: soon}", "objects.Lead.rules[0].value",
-         "datetime field"),
+        (
+            "{field: Ratng, operator: equals, value: Hot}",
+            "objects.Lead.rules[0].field",
+            "field 'Ratng' does not exist on Lead",
+        ),
+        (
+            "{field: AnnualRevenue, operator: greater_than, value: lots}",
+            "objects.Lead.rules[0].value",
+            "expected a number",
+        ),
+        ("{field: ConvertedDate, operator: less_than, value: 01/02/2024}", "objects.Lead.rules[0].value", "date field"),
+        ("{field: CreatedDate, operator: greater_than, value: soon}", "objects.Lead.rules[0].value", "datetime field"),
         ("{field: IsConverted, operator: equals, value: maybe}", "objects.Lead.rules[0].value", "true or false"),
-        ("{field: Rating, operator: greater_than, value: A}", "objects.Lead.rules[0].operator",
-         "number, date or datetime"),
+        (
+            "{field: Rating, operator: greater_than, value: A}",
+            "objects.Lead.rules[0].operator",
+            "number, date or datetime",
+        ),
         ("{field: AnnualRevenue, operator: contains, value: '1'}", "objects.Lead.rules[0].operator", "text fields"),
     ],
 )
@@ -321,10 +388,22 @@ def test_a_mapping_limited_to_one_object_must_exist_there() -> None:
 
 
 def test_parent_paths_resolve_through_campaign_member_lookups() -> None:
-    spec = parse_spec(EXAMPLE.replace("  Contact: {}", "  CampaignMember: {}").replace(
-        "  - {field: Lead.Email, property: email, object: CampaignMember}\n", ""))
-    assert _check(spec, [MappingSpec("Lead.HasOptedOutOfEmail", "unsubscribed"),
-                         MappingSpec("Contact.Email", "email"), MappingSpec("Campaign.Name", "campaign")]) == []
+    spec = parse_spec(
+        EXAMPLE.replace("  Contact: {}", "  CampaignMember: {}").replace(
+            "  - {field: Lead.Email, property: email, object: CampaignMember}\n", ""
+        )
+    )
+    assert (
+        _check(
+            spec,
+            [
+                MappingSpec("Lead.HasOptedOutOfEmail", "unsubscribed"),
+                MappingSpec("Contact.Email", "email"),
+                MappingSpec("Campaign.Name", "campaign"),
+            ],
+        )
+        == []
+    )
     assert _check(spec, [MappingSpec("Lead.Nope__c", "x")]) == [
         ("mappings[0].field", "field 'Lead.Nope__c' does not exist on Lead or CampaignMember")
     ]

@@ -8,7 +8,16 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 
 from sf_pipeline.errors import ConfigError
-from sf_pipeline.rules import OPERATORS, Rule, RuleProblem, check_rule, compile_condition, compile_where, soql_string
+from sf_pipeline.rules import (
+    OPERATORS,
+    Rule,
+    RuleProblem,
+    RuleValue,
+    check_rule,
+    compile_condition,
+    compile_where,
+    soql_string,
+)
 from sf_pipeline_tests.describes import CAMPAIGN_MEMBER, CONTACT, LEAD
 
 _UNESCAPES = {"\\": "\\", "'": "'", '"': '"', "n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f", "%": "%", "_": "_"}
@@ -176,14 +185,14 @@ def test_hostile_values_never_break_out_of_a_combined_where(value: str) -> None:
         ("1.5E3", "1500"),
     ],
 )
-def test_numbers_are_written_as_plain_numerals(value: object, literal: str) -> None:
-    assert compile_condition(Rule("AnnualRevenue", "greater_than", value), LEAD) == f"(AnnualRevenue > {literal})"  # type: ignore[arg-type]
+def test_numbers_are_written_as_plain_numerals(value: RuleValue, literal: str) -> None:
+    assert compile_condition(Rule("AnnualRevenue", "greater_than", value), LEAD) == f"(AnnualRevenue > {literal})"
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), "NaN", "abc", "1,000", True, "0x10", "1_000"])
-def test_non_numbers_are_rejected_for_number_fields(value: object) -> None:
+def test_non_numbers_are_rejected_for_number_fields(value: RuleValue) -> None:
     with pytest.raises(RuleProblem) as raised:
-        compile_condition(Rule("AnnualRevenue", "equals", value), LEAD)  # type: ignore[arg-type]
+        compile_condition(Rule("AnnualRevenue", "equals", value), LEAD)
     assert raised.value.part == "value"
 
 
@@ -194,14 +203,14 @@ def test_integer_fields_need_whole_numbers() -> None:
 
 
 @pytest.mark.parametrize(("value", "literal"), [(True, "true"), (False, "false"), ("TRUE", "true"), ("false", "false")])
-def test_booleans_are_true_or_false(value: object, literal: str) -> None:
-    assert compile_condition(Rule("HasOptedOutOfEmail", "equals", value), LEAD) == f"(HasOptedOutOfEmail = {literal})"  # type: ignore[arg-type]
+def test_booleans_are_true_or_false(value: RuleValue, literal: str) -> None:
+    assert compile_condition(Rule("HasOptedOutOfEmail", "equals", value), LEAD) == f"(HasOptedOutOfEmail = {literal})"
 
 
 @pytest.mark.parametrize("value", ["yes", 1, "1"])
-def test_booleans_reject_anything_else(value: object) -> None:
+def test_booleans_reject_anything_else(value: RuleValue) -> None:
     with pytest.raises(RuleProblem, match="true or false"):
-        compile_condition(Rule("HasOptedOutOfEmail", "equals", value), LEAD)  # type: ignore[arg-type]
+        compile_condition(Rule("HasOptedOutOfEmail", "equals", value), LEAD)
 
 
 def test_dates_are_unquoted_iso_dates() -> None:
@@ -209,10 +218,12 @@ def test_dates_are_unquoted_iso_dates() -> None:
     assert compile_condition(Rule("ConvertedDate", "equals", "2024-01-31"), LEAD) == "(ConvertedDate = 2024-01-31)"
 
 
-@pytest.mark.parametrize("value", ["2024-1-31", "31/01/2024", "2024-02-30", "20240131", datetime(2024, 1, 1, tzinfo=UTC)])
-def test_malformed_dates_are_rejected(value: object) -> None:
+@pytest.mark.parametrize(
+    "value", ["2024-1-31", "31/01/2024", "2024-02-30", "20240131", datetime(2024, 1, 1, tzinfo=UTC)]
+)
+def test_malformed_dates_are_rejected(value: RuleValue) -> None:
     with pytest.raises(RuleProblem, match="date field"):
-        compile_condition(Rule("ConvertedDate", "equals", value), LEAD)  # type: ignore[arg-type]
+        compile_condition(Rule("ConvertedDate", "equals", value), LEAD)
 
 
 @pytest.mark.parametrize(
@@ -227,14 +238,14 @@ def test_malformed_dates_are_rejected(value: object) -> None:
         (datetime(2024, 1, 1, 12), "2024-01-01T12:00:00Z"),
     ],
 )
-def test_datetimes_are_unquoted_utc_literals(value: object, literal: str) -> None:
-    assert compile_condition(Rule("CreatedDate", "less_than", value), LEAD) == f"(CreatedDate < {literal})"  # type: ignore[arg-type]
+def test_datetimes_are_unquoted_utc_literals(value: RuleValue, literal: str) -> None:
+    assert compile_condition(Rule("CreatedDate", "less_than", value), LEAD) == f"(CreatedDate < {literal})"
 
 
 @pytest.mark.parametrize("value", ["yesterday", "2024-01-01 10:00", "LAST_N_DAYS:30", 20240101])
-def test_malformed_datetimes_are_rejected(value: object) -> None:
+def test_malformed_datetimes_are_rejected(value: RuleValue) -> None:
     with pytest.raises(RuleProblem, match="datetime field"):
-        compile_condition(Rule("CreatedDate", "less_than", value), LEAD)  # type: ignore[arg-type]
+        compile_condition(Rule("CreatedDate", "less_than", value), LEAD)
 
 
 def test_text_fields_take_text_and_unquoted_whole_numbers() -> None:

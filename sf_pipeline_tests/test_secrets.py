@@ -6,6 +6,7 @@ import multiprocessing
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
@@ -53,7 +54,7 @@ def test_the_key_file_location_follows_settings(tmp_path: Path) -> None:
     assert key_file.exists()
 
 
-def _create_key(path: str, results: multiprocessing.Queue[bytes]) -> None:  # type: ignore[type-arg]
+def _create_key(path: str, results: Any) -> None:
     results.put(read_or_create_key_file(Path(path)))
 
 
@@ -96,9 +97,7 @@ def test_an_empty_key_file_is_an_error_not_a_silent_new_key(tmp_path: Path) -> N
         load_cipher(env=_env(tmp_path))
 
 
-def test_load_cipher_reads_the_process_environment_by_default(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_load_cipher_reads_the_process_environment_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     key = Fernet.generate_key().decode()
     monkeypatch.setenv(KEY_ENV, key)
     monkeypatch.setenv("SF_PIPELINE_HOME", str(tmp_path))

@@ -126,18 +126,14 @@ def _parse_minutes(text: str) -> int:
 @app.command("frequency")
 def frequency_command(
     name: NameArg,
-    minutes: Annotated[
-        str, typer.Argument(help="Whole minutes between syncs (at least 5).", show_default=False)
-    ],
+    minutes: Annotated[str, typer.Argument(help="Whole minutes between syncs (at least 5).", show_default=False)],
 ) -> None:
     """Set how often the integration syncs. It applies from the next scheduled sync."""
     value = _parse_minutes(minutes)
     with _database() as database, database.session() as session:
         integration = get_integration(session, name)
         integration.frequency_minutes = value
-    console.print(
-        f"[bold]{name}[/] now syncs every {value} minutes, from its next scheduled sync.", highlight=False
-    )
+    console.print(f"[bold]{name}[/] now syncs every {value} minutes, from its next scheduled sync.", highlight=False)
 
 
 @app.command("pause")
@@ -234,8 +230,8 @@ def _objects_table(integration: Integration) -> Table:
 
 def _mappings_table(integration: Integration) -> Table:
     table = Table(title="Field mappings", title_justify="left")
-    table.add_column("Salesforce field")
-    table.add_column("Property")
+    table.add_column("Salesforce field", overflow="fold")
+    table.add_column("Property", overflow="fold")
     table.add_column("Type")
     table.add_column("Objects")
     for spec in mapping_specs(integration):
@@ -243,8 +239,8 @@ def _mappings_table(integration: Integration) -> Table:
         table.add_row(
             Text(spec.field),
             Text(f"{spec.property} ({where})"),
-            spec.type or "as in Salesforce",
-            spec.object_name or "every selected object with the field",
+            spec.type or "from field",
+            spec.object_name or "all with the field",
         )
     return table
 

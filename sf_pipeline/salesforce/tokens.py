@@ -26,7 +26,7 @@ from sf_pipeline.storage.database import Database
 from sf_pipeline.storage.integrations import StoredCredentials, load_credentials, update_tokens
 
 # Seconds to wait, in turn, for a concurrent refresher to store the tokens it got.
-_REVOKED_RECHECK_DELAYS = (0.0, 0.1, 0.25, 0.5, 1.0)
+_REVOKED_RECHECK_DELAYS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
 
 
 @dataclass(frozen=True)

@@ -50,9 +50,7 @@ def check_frequency(minutes: int) -> int:
     if isinstance(minutes, bool) or not isinstance(minutes, int):
         raise ValueError(f"must be a whole number of minutes, got {minutes!r}")
     if not MIN_FREQUENCY_MINUTES <= minutes <= MAX_FREQUENCY_MINUTES:
-        raise ValueError(
-            f"must be between {MIN_FREQUENCY_MINUTES} and {MAX_FREQUENCY_MINUTES} minutes, got {minutes}"
-        )
+        raise ValueError(f"must be between {MIN_FREQUENCY_MINUTES} and {MAX_FREQUENCY_MINUTES} minutes, got {minutes}")
     return minutes
 
 

@@ -7,10 +7,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import click
 import pytest
 import typer
 from cryptography.fernet import Fernet
+from typer._click.core import Context  # typer ships its own click
 from typer.core import TyperGroup
 from typer.testing import CliRunner
 
@@ -54,7 +54,7 @@ SECRETS = ("client-secret-xyz", "refresh-token-xyz", "access-token-xyz")
 
 
 class _HandlesUserErrors(TyperGroup):
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Context) -> Any:
         try:
             return super().invoke(ctx)
         except UserError as exc:
@@ -119,13 +119,22 @@ def connect() -> None:
     with_database(lambda s: save_credentials(s, get_integration(s, "acme"), creds, load_cipher()))
 
 
-def integration_state() -> dict[str, Any]:
+def integration_state() -> Any:
     def read(session: Any) -> dict[str, Any]:
         integration = get_integration(session, "acme")
         return {
             column: getattr(integration, column)
-            for column in ("status", "frequency_minutes", "objects_saved", "mappings_saved", "sync_requested_at",
-                           "activated_at", "login_url", "project_id", "org_id")
+            for column in (
+                "status",
+                "frequency_minutes",
+                "objects_saved",
+                "mappings_saved",
+                "sync_requested_at",
+                "activated_at",
+                "login_url",
+                "project_id",
+                "org_id",
+            )
         }
 
     return with_database(read)
@@ -172,13 +181,9 @@ def test_apply_reports_yaml_errors_with_their_line(sqlite_home: Path) -> None:
     assert result.exit_code == 2 and "line 4" in result.stderr
 
 
-def test_apply_to_a_connected_integration_checks_fields_and_activates_it(
-    home: Path, org_describe: list[str]
-) -> None:
+def test_apply_to_a_connected_integration_checks_fields_and_activates_it(home: Path, org_describe: list[str]) -> None:
     # As `integration connect` leaves it: created Incomplete, with credentials, nothing saved yet.
-    with_database(
-        lambda s: create_integration(s, name="acme", project_id=42, login_url="https://login.salesforce.com")
-    )
+    with_database(lambda s: create_integration(s, name="acme", project_id=42, login_url="https://login.salesforce.com"))
     connect()
     assert integration_state()["status"] == "incomplete"
     result = run("apply", write(home))
@@ -242,13 +247,17 @@ def test_frequency_changes_only_the_frequency(home: Path) -> None:
 
 @pytest.mark.parametrize(
     ("minutes", "reason"),
-    [("4", "between 5 and 10080 minutes, got 4"), ("7.5", "whole number of minutes, got '7.5'"),
-     ("soon", "whole number of minutes, got 'soon'"), ("0", "got 0")],
+    [
+        ("4", "between 5 and 10080 minutes, got 4"),
+        ("7.5", "whole number of minutes, got '7.5'"),
+        ("soon", "whole number of minutes, got 'soon'"),
+        ("0", "got 0"),
+    ],
 )
 def test_frequency_must_be_whole_minutes_of_at_least_five(sqlite_home: Path, minutes: str, reason: str) -> None:
     run("apply", write(sqlite_home))
     result = run("frequency", "acme", minutes)
-    assert result.exit_code == 2 and f"Error: frequency: must be" in result.stderr and reason in result.stderr
+    assert result.exit_code == 2 and "Error: frequency: must be" in result.stderr and reason in result.stderr
     assert integration_state()["frequency_minutes"] == 60
 
 
@@ -299,7 +308,9 @@ def test_resume_clears_the_failure_backoff(sqlite_home: Path) -> None:
 
     with_database(failing)
     run("resume", "acme")
-    assert with_database(lambda s: (get_integration(s, "acme").retry_after, get_integration(s, "acme").consecutive_failures)) == (None, 0)
+    assert with_database(
+        lambda s: (get_integration(s, "acme").retry_after, get_integration(s, "acme").consecutive_failures)
+    ) == (None, 0)
 
 
 # --- show and list -----------------------------------------------------------------------------------
@@ -311,10 +322,24 @@ def test_show_lists_objects_rules_mappings_and_status_but_never_secrets(home: Pa
     result = run("show", "acme")
     assert result.exit_code == 0, result.output
     out = result.stdout
-    for expected in ("acme", "Active", "https://login.salesforce.com", "every 60 minutes", "Lead", "Contact",
-                     "Rating equals 'Hot'", "Email is_set", "all (AND)", "(every record)", "HasOptedOutOfEmail",
-                     "unsubscribed (data)", "boolean", "email (top-level)", "CampaignMember",
-                     "connected to org 00D000000000001EAA"):
+    for expected in (
+        "acme",
+        "Active",
+        "https://login.salesforce.com",
+        "every 60 minutes",
+        "Lead",
+        "Contact",
+        "Rating equals 'Hot'",
+        "Email is_set",
+        "all (AND)",
+        "(every record)",
+        "HasOptedOutOfEmail",
+        "unsubscribed (data)",
+        "boolean",
+        "email (top-level)",
+        "CampaignMember",
+        "connected to org 00D000000000001EAA",
+    ):
         assert expected in out, expected
     for secret in (*SECRETS, "3MVG9-id"):
         assert secret not in out

@@ -129,8 +129,9 @@ def test_two_runs_refreshing_at_once_never_corrupt_the_stored_credentials(
 ) -> None:
     sandbox.org.set_options(refresh_token_rotation=rotation)
     for _ in range(3):
-        # Two processes' sources, both holding the stored token when the session dies.
-        sources = [DatabaseTokenSource(connected, cipher, NAME, sleep=FakeSleep()) for _ in range(2)]
+        # Two processes' sources, both holding the stored token when the session dies. Real sleep:
+        # the loser's re-checks must really wait for the winner's commit, however loaded the machine.
+        sources = [DatabaseTokenSource(connected, cipher, NAME) for _ in range(2)]
         stale = [s.current() for s in sources]
         sandbox.org.expire_sessions()
         # Hold both token requests in flight together so the refreshes really overlap.

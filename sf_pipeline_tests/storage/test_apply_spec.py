@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from sf_pipeline.errors import ConflictError
-from sf_pipeline.integration_spec import SpecError, apply_spec, parse_spec
+from sf_pipeline.integration_spec import ApplyResult, SpecError, apply_spec, parse_spec
 from sf_pipeline.mapping import MappingSpec
 from sf_pipeline.secrets import Cipher
 from sf_pipeline.storage.database import Database
@@ -47,7 +47,7 @@ mappings:
 WITHOUT_MAPPINGS = FILE.split("mappings:")[0]
 
 
-def _apply(database: Database, text: str, *, with_describe: bool = False, now: datetime = NOW):  # type: ignore[no-untyped-def]
+def _apply(database: Database, text: str, *, with_describe: bool = False, now: datetime = NOW) -> ApplyResult:
     with database.session() as session:
         return apply_spec(session, parse_spec(text), describe=describe if with_describe else None, now=now)
 
@@ -101,9 +101,11 @@ def test_a_new_file_without_mappings_keeps_the_default_mappings_as_saved(databas
 
 def test_reapplying_replaces_objects_rules_and_mappings(database: Database) -> None:
     _apply(database, FILE)
-    changed = FILE.replace("  Contact: {}\n", "").replace(
-        "      - {field: ConvertedDate, operator: less_than, value: 2024-01-01}\n", ""
-    ).replace("  - {field: Industry, property: industry}\n", "")
+    changed = (
+        FILE.replace("  Contact: {}\n", "")
+        .replace("      - {field: ConvertedDate, operator: less_than, value: 2024-01-01}\n", "")
+        .replace("  - {field: Industry, property: industry}\n", "")
+    )
     result = _apply(database, changed.replace("match: any", "match: all").replace("frequency_minutes: 30", ""))
     assert (result.created, result.updated, result.status_before) == (False, True, "incomplete")
     with database.session() as session:
@@ -140,9 +142,7 @@ def test_a_connected_integration_becomes_active_and_requests_its_initial_sync(
         assert (integration.activated_at, integration.sync_requested_at) == (NOW, NOW)
 
 
-def test_reapplying_to_an_active_integration_does_not_request_another_sync(
-    database: Database, cipher: Cipher
-) -> None:
+def test_reapplying_to_an_active_integration_does_not_request_another_sync(database: Database, cipher: Cipher) -> None:
     _apply(database, FILE)
     _connect(database, cipher)
     result = _apply(database, FILE.replace("value: Hot", "value: Warm"), with_describe=True, now=LATER)
@@ -179,9 +179,11 @@ def test_changing_rules_or_mappings_leaves_sync_watermarks_alone(database: Datab
 def test_a_file_invalid_against_describe_saves_nothing(database: Database, cipher: Cipher) -> None:
     _apply(database, FILE)
     _connect(database, cipher)
-    bad = FILE.replace("value: Hot", "value: Hot}\n      - {field: Ratng, operator: is_set").replace(
-        "{field: Industry, property: industry}", "{field: Nope__c, property: nope}"
-    ).replace("frequency_minutes: 30", "frequency_minutes: 15")
+    bad = (
+        FILE.replace("value: Hot", "value: Hot}\n      - {field: Ratng, operator: is_set")
+        .replace("{field: Industry, property: industry}", "{field: Nope__c, property: nope}")
+        .replace("frequency_minutes: 30", "frequency_minutes: 15")
+    )
     with pytest.raises(SpecError) as raised:
         _apply(database, bad, with_describe=True)
     assert [key for key, _ in raised.value.problems] == ["objects.Lead.rules[1].field", "mappings[1].field"]
@@ -205,9 +207,7 @@ def test_without_describe_the_file_is_only_checked_structurally(database: Databa
     assert result.created
 
 
-def test_describe_is_only_asked_for_the_selected_objects_and_their_parents(
-    database: Database, cipher: Cipher
-) -> None:
+def test_describe_is_only_asked_for_the_selected_objects_and_their_parents(database: Database, cipher: Cipher) -> None:
     _apply(database, FILE)
     _connect(database, cipher)
     tracked, calls = counting_describe()

@@ -66,7 +66,7 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys_and_a_busy_timeout(tmp_path: 
     with database.engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
-        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar_one() >= 5000
     database.dispose()
 
 
@@ -132,14 +132,10 @@ def test_concurrent_migrations_from_threads_all_succeed(database: Database) -> N
 
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def test_concurrent_first_migrations_from_processes_create_the_schema_once(
-    backend: str, tmp_path: Path
-) -> None:
+def test_concurrent_first_migrations_from_processes_create_the_schema_once(backend: str, tmp_path: Path) -> None:
     # The Dagster daemon, runs and the CLI may all start on an empty database at once.
     with empty_database_url(backend, tmp_path) as url:
-        processes = [
-            multiprocessing.get_context("fork").Process(target=_migrate, args=(url,)) for _ in range(3)
-        ]
+        processes = [multiprocessing.get_context("fork").Process(target=_migrate, args=(url,)) for _ in range(3)]
         for process in processes:
             process.start()
         for process in processes:
@@ -147,7 +143,5 @@ def test_concurrent_first_migrations_from_processes_create_the_schema_once(
         assert [p.exitcode for p in processes] == [0, 0, 0]
         database = Database(url)
         with database.engine.connect() as connection:
-            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [
-                "0001"
-            ]
+            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == ["0001"]
         database.dispose()

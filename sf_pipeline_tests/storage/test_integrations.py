@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
@@ -33,25 +34,22 @@ NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 ORG = "00D000000000001EAA"
 
 
-def _creds(org_id: str | None = ORG, **overrides: str) -> StoredCredentials:
-    values = {
-        "client_id": "3MVG9-client",
-        "client_secret": "client-secret-1",
-        "refresh_token": "5Aep-refresh-1",
-        "access_token": "00D!access-1",
-        "instance_url": "https://acme.my.salesforce.com",
-        "identity_url": f"https://login.salesforce.com/id/{org_id}/005000000000001AAA",
-        "user_id": "005000000000001AAA",
-        **overrides,
-    }
-    return StoredCredentials(org_id=org_id, **values)
+def _creds(org_id: str | None = ORG, refresh_token: str = "5Aep-refresh-1") -> StoredCredentials:
+    return StoredCredentials(
+        client_id="3MVG9-client",
+        client_secret="client-secret-1",
+        refresh_token=refresh_token,
+        access_token="00D!access-1",
+        instance_url="https://acme.my.salesforce.com",
+        identity_url=f"https://login.salesforce.com/id/{org_id}/005000000000001AAA",
+        org_id=org_id,
+        user_id="005000000000001AAA",
+    )
 
 
 def _create(database: Database, name: str = "acme", *, complete: bool = False) -> None:
     with database.session() as session:
-        integration = create_integration(
-            session, name=name, project_id=42, login_url="https://login.salesforce.com"
-        )
+        integration = create_integration(session, name=name, project_id=42, login_url="https://login.salesforce.com")
         integration.objects_saved = complete
         integration.mappings_saved = complete
 
@@ -107,10 +105,10 @@ def test_create_integration_refuses_a_taken_name(database: Database) -> None:
 def test_create_integration_rejects_invalid_values_naming_the_key(
     sqlite_database: Database, field: str, kwargs: dict[str, object]
 ) -> None:
-    values: dict[str, object] = {"name": "acme", "project_id": 1, "login_url": "https://login.salesforce.com"}
+    values: dict[str, Any] = {"name": "acme", "project_id": 1, "login_url": "https://login.salesforce.com"}
     values.update(kwargs)
     with sqlite_database.session() as session, pytest.raises(ConfigError, match=f"^{field}: "):
-        create_integration(session, **values)  # type: ignore[arg-type]
+        create_integration(session, **values)
 
 
 def test_set_default_mappings_replaces_existing_mappings(database: Database) -> None:
@@ -188,9 +186,7 @@ def test_credentials_are_unreadable_with_another_key(database: Database, cipher:
         load_credentials(session, "acme", other)
 
 
-def test_loading_credentials_of_an_unconnected_integration_says_to_connect(
-    database: Database, cipher: Cipher
-) -> None:
+def test_loading_credentials_of_an_unconnected_integration_says_to_connect(database: Database, cipher: Cipher) -> None:
     _create(database)
     with database.session() as session, pytest.raises(NotFoundError, match="connect it first"):
         load_credentials(session, "acme", cipher)

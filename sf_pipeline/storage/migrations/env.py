@@ -4,16 +4,16 @@ developers generating a revision pass ``-x url=...`` (or set ``sqlalchemy.url``)
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine
+from sqlalchemy import Connection, create_engine
 
 from sf_pipeline.storage.models import Base
 
 config = context.config
 
 
-def _run(connection: object) -> None:
+def _run(connection: Connection) -> None:
     context.configure(
-        connection=connection,  # type: ignore[arg-type]
+        connection=connection,
         target_metadata=Base.metadata,
         compare_type=True,
         # SQLite cannot ALTER most things in place: later migrations use batch mode.
