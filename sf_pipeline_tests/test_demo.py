@@ -18,6 +18,16 @@ from pathlib import Path
 
 import pytest
 
+from sf_pipeline.demo.activity import ActivityGenerator
+from sf_pipeline.demo.launcher import DEMO_NAME, SandboxInfo, connect_demo, demo_spec_text
+from sf_pipeline.integration_spec import parse_spec
+from sf_pipeline.sandbox.testing import SandboxHandle
+from sf_pipeline.secrets import Cipher
+from sf_pipeline.settings import load_settings
+from sf_pipeline.storage.database import Database
+from sf_pipeline.storage.integrations import get_integration
+from sf_pipeline_tests.harness import TEST_KEY
+
 REPO = Path(__file__).resolve().parents[1]
 CLEARED_ENV = ("DAGSTER_HOME", "SF_PIPELINE_DATABASE_URL", "SF_PIPELINE_SECRET_KEY", "SF_PIPELINE_KEY_FILE",
                "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
@@ -80,6 +90,70 @@ class Output:
                 if remaining <= 0:
                     raise AssertionError(f"no such line within {timeout:g}s; output so far:\n{self.text()}")
                 self._changed.wait(min(remaining, 1.0))
+
+
+def sandbox_info(sandbox: SandboxHandle) -> SandboxInfo:
+    return SandboxInfo(
+        login_url=sandbox.login_url, instance_url=sandbox.instance_url, ca_bundle=sandbox.ca_bundle,
+        client_id=sandbox.client_id, client_secret=sandbox.client_secret, username=sandbox.username,
+        password=sandbox.password,
+    )
+
+
+def test_demo_integration_file_is_valid() -> None:
+    spec = parse_spec(demo_spec_text("https://127.0.0.1:8443"))
+    assert spec.name == DEMO_NAME
+    assert spec.project_id == 1
+    assert set(spec.objects) == {"Lead", "Contact", "CampaignMember"}
+    assert spec.objects["Lead"].rules
+    mappings = {(m.field, m.property, m.object) for m in spec.mappings or []}
+    assert ("HasOptedOutOfEmail", "unsubscribed", None) in mappings
+    assert ("Lead.Email", "email", "CampaignMember") in mappings
+
+
+def test_connect_demo_connects_then_reconnects(small_sandbox: SandboxHandle, tmp_path: Path) -> None:
+    database = Database.from_settings(load_settings({"SF_PIPELINE_HOME": str(tmp_path)}))
+    cipher = Cipher(TEST_KEY)
+    info = sandbox_info(small_sandbox)
+    try:
+        first = connect_demo(database, cipher, info)
+        assert not first.reconnected and first.connected.created
+        assert first.applied.activated and first.applied.status_after == "active"
+        assert first.applied.mappings == 10
+        with database.session() as session:
+            integration = get_integration(session, DEMO_NAME)
+            assert integration.sync_requested_at is not None
+            integration.sync_requested_at = None  # as if the initial sync ran
+        # A later demo: a fresh sandbox process with the same org id and client; same integration.
+        again = connect_demo(database, cipher, info)
+        assert again.reconnected and not again.applied.activated
+        assert again.connected.org_id == first.connected.org_id
+        assert again.resync_requested
+        with database.session() as session:
+            integration = get_integration(session, DEMO_NAME)
+            assert integration.status == "active"
+            assert integration.sync_requested_at is not None and integration.full_sync_requested
+    finally:
+        database.dispose()
+
+
+def test_activity_changes_mapped_fields_creates_and_deletes(small_sandbox: SandboxHandle) -> None:
+    org = small_sandbox.org
+    leads_before = {r["Id"]: r for r in org.records("Lead")}
+    contacts_before = org.count("Contact")
+    generator = ActivityGenerator(small_sandbox.control, seed=5, delete_chance=1.0)
+    done = generator.step()
+    assert 2 <= done.updated["Lead"] <= 4 and 1 <= done.updated["Contact"] <= 3
+    assert done.created["Lead"] >= 1 and done.deleted["Lead"] == 1
+    leads_after = {r["Id"]: r for r in org.records("Lead", include_deleted=True)}
+    changed = [i for i in leads_before if leads_after[i]["FirstName"] != leads_before[i]["FirstName"]
+               or leads_after[i]["Industry"] != leads_before[i]["Industry"]]
+    assert changed, "no mapped Lead field changed"
+    assert sum(1 for r in leads_after.values() if r["IsDeleted"]) == 1
+    new = [r for i, r in leads_after.items() if i not in leads_before]
+    assert len(new) == done.created["Lead"] and all(r["Email"].endswith("@demo.example") for r in new)
+    assert org.count("Contact") == contacts_before + done.created["Contact"]
+    assert "updated" in done.describe() and "deleted 1 Lead" in done.describe()
 
 
 @pytest.fixture
@@ -178,6 +252,8 @@ def test_demo_starts_syncs_and_stops_cleanly(demo_home: Path) -> None:
     while processes_with_env("SF_PIPELINE_HOME", demo_home) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert processes_with_env("SF_PIPELINE_HOME", demo_home) == []
-    with socket.socket() as sock:
+    with socket.socket() as sock:  # nothing listens there (closed connections may linger in TIME_WAIT)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", port))
+        sock.listen()
     print(f"UI ready after {ui_ready:.1f}s, initial sync succeeded after {synced:.1f}s")

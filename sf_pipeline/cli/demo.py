@@ -40,6 +40,7 @@ from sf_pipeline.demo.launcher import (
     start_sandbox,
     wait_for_webserver,
 )
+from sf_pipeline.sandbox.control import ControlClient
 from sf_pipeline.secrets import KEY_ENV, Cipher, read_or_create_key_file
 from sf_pipeline.settings import Settings, load_settings
 from sf_pipeline.storage.database import Database
@@ -111,6 +112,7 @@ def demo_command(
     stop = threading.Event()
     children: list[Child] = []
     activity: ActivityGenerator | None = None
+    control: ControlClient | None = None
     failed = False
     with stop_on_signals(stop):
         try:
@@ -138,8 +140,8 @@ def demo_command(
                 _hint(url, info, settings.home, dagster_home)
 
             if activity_interval > 0:
-                activity = ActivityGenerator(info.control(), interval=activity_interval, seed=seed,
-                                             report=say).start()
+                control = info.control()
+                activity = ActivityGenerator(control, interval=activity_interval, seed=seed, report=say).start()
                 say(f"Activity: changing a few sandbox records every {activity_interval:g}s.")
             say("Press Ctrl+C to stop.")
             failed = _watch(children, stop)
@@ -151,6 +153,8 @@ def demo_command(
         finally:
             if activity is not None:
                 activity.stop()
+            if control is not None:
+                control.close()
             for child in reversed(children):
                 say(f"Stopping {child.name} (process group {child.pid})...")
                 child.stop()

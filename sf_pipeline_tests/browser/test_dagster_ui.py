@@ -6,6 +6,7 @@ Screenshots of each step land in the test's tmp dir (``screenshots/``)."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 
@@ -44,7 +45,8 @@ def test_materialize_partition_from_the_ui(dagster_ui: DagsterUI, page: Page) ->
     try:
         drive(page, dagster_ui)
     except BaseException:
-        shoot(page, dagster_ui, "99-failure")
+        with contextlib.suppress(Exception):
+            shoot(page, dagster_ui, "99-failure")
         raise
 
 
