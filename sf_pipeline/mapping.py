@@ -335,23 +335,24 @@ def _converter(kind: str, wanted: str, prop: str) -> Converter:
     dated = {"date": _iso_date, "datetime": _iso_datetime}.get(kind)
     if wanted == "date":
         return dated or _date_from_text
-    if dated is not None and prop not in TOP_LEVEL:
-        return dated  # already short, normalised text
+    if dated is not None:
+        # Already short, normalised text: of the property's limits only the email check can fail.
+        return _checked_email(dated) if prop == "email" else dated
     limit = TOP_LEVEL_MAX_LENGTH.get(prop, MAX_STRING_LENGTH)
     too_long = f"longer than {limit:,} characters"
-    as_text = dated or _text
 
     def text(value: Any) -> str:
-        result = value if type(value) is str and as_text is _text else as_text(value)
+        result = value if type(value) is str else _text(value)
         if len(result) > limit:
             raise _Drop(too_long)
         return result
 
-    if prop != "email":
-        return text
+    return _checked_email(text) if prop == "email" else text
 
+
+def _checked_email(convert: Converter) -> Converter:
     def email(value: Any) -> str:
-        result = text(value)
+        result: str = convert(value)
         if not is_valid_email(result):
             raise _Drop("not a valid email address")
         return result

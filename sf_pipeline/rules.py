@@ -20,7 +20,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Literal
 
 from sf_pipeline.errors import ConfigError
@@ -133,7 +133,7 @@ def check_rule(rule: Rule, describe: ObjectDescribe) -> FieldInfo:
         raise RuleProblem("operator", f"{operator} works on number, date or datetime fields; {info.name} is {t}")
     if operator in LIKE_OPERATORS and t not in LIKE_TYPES and not _multipicklist_ok(t, operator):
         raise RuleProblem("operator", f"{operator} works on text fields; {info.name} is {t}")
-    _literal(info, rule.value, like=operator in LIKE_OPERATORS)
+    _value_text(info, rule.value)
     return info
 
 
@@ -181,10 +181,7 @@ def soql_number(value: Any, *, integer: bool = False) -> str:
     if isinstance(value, int | float):
         number = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
     elif isinstance(value, str) and _NUMERAL.fullmatch(value.strip()):
-        try:
-            number = Decimal(value.strip())
-        except InvalidOperation as exc:  # pragma: no cover - the pattern admits only numerals
-            raise RuleProblem("value", f"expected a number, got {value!r}") from exc
+        number = Decimal(value.strip())
     else:
         raise RuleProblem("value", f"expected a number, got {value!r}")
     if integer and number != number.to_integral_value():
@@ -192,8 +189,9 @@ def soql_number(value: Any, *, integer: bool = False) -> str:
     return format(number.normalize() if number != 0 else Decimal(0), "f")
 
 
-def _literal(info: FieldInfo, value: Any, *, like: bool) -> str:
-    """The SOQL literal for ``value`` compared with ``info``'s field (LIKE patterns unwrapped)."""
+def _value_text(info: FieldInfo, value: Any) -> str:
+    """``value`` as SOQL writes it for ``info``'s field: numbers, booleans, dates and datetimes as
+    their unquoted literals; text as the plain text, which the caller quotes and escapes."""
     t = info.type
     if t in NUMBER_TYPES:
         return soql_number(value, integer=t in INTEGER_TYPES)
@@ -255,10 +253,9 @@ def compile_condition(rule: Rule, describe: ObjectDescribe) -> str:
         # Multi-select picklists cannot be LIKEd: INCLUDES/EXCLUDES test for one selected value.
         function = "INCLUDES" if operator == "contains" else "EXCLUDES"
         return f"({name} {function} ({soql_string(str(rule.value))}))"
-    literal = _literal(info, rule.value, like=operator in LIKE_OPERATORS)
-    is_text = info.type not in NUMBER_TYPES | BOOLEAN_TYPES | DATE_TYPES | DATETIME_TYPES
+    written = _value_text(info, rule.value)
     if operator in LIKE_OPERATORS:
-        body = _escape(literal, like=True)
+        body = _escape(written, like=True)
         pattern = {
             "contains": f"'%{body}%'",
             "not_contains": f"'%{body}%'",
@@ -268,7 +265,8 @@ def compile_condition(rule: Rule, describe: ObjectDescribe) -> str:
         if operator == "not_contains":
             return f"(NOT {name} LIKE {pattern})"
         return f"({name} LIKE {pattern})"
-    value = soql_string(literal) if is_text else literal
+    is_text = info.type not in NUMBER_TYPES | BOOLEAN_TYPES | DATE_TYPES | DATETIME_TYPES
+    value = soql_string(written) if is_text else written
     symbol = {"equals": "=", "not_equals": "!=", "greater_than": ">", "less_than": "<"}[operator]
     return f"({name} {symbol} {value})"
 

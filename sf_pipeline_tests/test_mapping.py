@@ -372,3 +372,8 @@ def test_default_mappings_are_the_four_documented_ones() -> None:
 def test_value_warning_and_mapped_user_are_slotted() -> None:
     assert not hasattr(MappedUser(), "__dict__")
     assert not hasattr(ValueWarning("p", "f", "r", "v"), "__dict__")
+
+
+def test_a_date_mapped_to_email_is_still_checked_as_an_email() -> None:
+    user = _mapping("Lead", MappingSpec("ConvertedDate", "email")).convert({"ConvertedDate": "2024-01-05"})
+    assert user.email is None and [w.reason for w in user.warnings] == ["not a valid email address"]

@@ -20,6 +20,7 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 from sqlalchemy import CursorResult, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from sf_pipeline.errors import ConfigError, ConflictError, NotFoundError
@@ -148,7 +149,10 @@ def create_integration(
     )
     set_default_mappings(integration)
     session.add(integration)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as exc:  # created by another process since the check above
+        raise ConflictError(f"an integration named {name!r} already exists") from exc
     return integration
 
 
@@ -262,7 +266,10 @@ def save_credentials(
     if creds.org_id is not None:
         integration.org_id = creds.org_id
     refresh_setup_status(integration, now or utcnow())
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as exc:  # the org was connected elsewhere since the check above
+        raise ConflictError(f"Salesforce org {creds.org_id} was just connected to another integration") from exc
     return credential
 
 

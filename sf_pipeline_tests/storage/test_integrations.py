@@ -14,6 +14,7 @@ from sqlalchemy import select, text
 from sf_pipeline.errors import ConfigError, ConflictError, NotFoundError
 from sf_pipeline.mapping import MappingSpec
 from sf_pipeline.secrets import Cipher, SecretKeyMismatchError
+from sf_pipeline.storage import integrations
 from sf_pipeline.storage.database import Database
 from sf_pipeline.storage.integrations import (
     StoredCredentials,
@@ -357,3 +358,31 @@ def test_saving_credentials_leaves_sync_state_alone(database: Database, cipher: 
         save_credentials(session, integration, _creds(), cipher, now=NOW)
     with database.session() as session:
         assert session.scalar(select(SyncState.watermark)) == watermark
+
+
+def test_a_name_taken_by_a_concurrent_writer_is_a_conflict(database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    _create(database)
+    # As if another process created "acme" between this writer's check and its insert.
+    monkeypatch.setattr(integrations, "find_integration", lambda session, name: None)
+    with pytest.raises(ConflictError, match="'acme' already exists"), database.session() as session:
+        create_integration(session, name="acme", project_id=42, login_url="https://login.salesforce.com")
+
+
+def test_an_org_connected_by_a_concurrent_writer_is_a_conflict(
+    database: Database, cipher: Cipher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _create(database, "first")
+    _create(database, "second")
+    refresh = integrations.refresh_setup_status
+
+    def connect_first_meanwhile(integration: Integration, now: datetime) -> bool:
+        # Runs after save_credentials checked that nobody holds the org, before it writes.
+        with database.session() as other:
+            get_integration(other, "first").org_id = ORG
+        return refresh(integration, now)
+
+    monkeypatch.setattr(integrations, "refresh_setup_status", connect_first_meanwhile)
+    with pytest.raises(ConflictError, match="just connected to another integration"), database.session() as session:
+        save_credentials(session, get_integration(session, "second"), _creds(), cipher, now=NOW)
+    with database.session() as session:
+        assert get_integration(session, "second").credential is None
