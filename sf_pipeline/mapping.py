@@ -59,8 +59,7 @@ _EXACT_FLOAT_INT = 2**53
 
 
 class MappingLike(Protocol):
-    """A ``MappingSpec`` or a stored ``FieldMapping`` row. An optional ``type`` attribute is read if
-    present; stored rows carry the type inside ``property`` (see ``stored_property``)."""
+    """A ``MappingSpec`` or a stored ``FieldMapping`` row."""
 
     # builtins.property: a member named ``property`` shadows the decorator inside this class.
     @builtins.property
@@ -69,6 +68,8 @@ class MappingLike(Protocol):
     def property(self) -> str: ...
     @builtins.property
     def object_name(self) -> str | None: ...
+    @builtins.property
+    def type(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,18 +87,11 @@ class MappingSpec:
 # are the only places that know.
 
 
-def stored_property(spec: MappingSpec) -> str:
-    """What ``FieldMapping.property`` holds for ``spec``."""
-    return spec.property if spec.type is None else f"{spec.property}:{spec.type}"
-
-
 def as_spec(mapping: MappingLike) -> MappingSpec:
-    """A ``MappingSpec`` for a spec or a stored row (decoding a type kept in ``property``)."""
+    """A ``MappingSpec`` for a spec or a stored ``FieldMapping`` row."""
     if isinstance(mapping, MappingSpec):
         return mapping
-    explicit = getattr(mapping, "type", None)
-    prop, _, stored_type = mapping.property.partition(":")
-    return MappingSpec(mapping.field, prop, mapping.object_name, explicit or stored_type or None)
+    return MappingSpec(mapping.field, mapping.property, mapping.object_name, mapping.type)
 
 
 def default_mappings() -> list[MappingSpec]:

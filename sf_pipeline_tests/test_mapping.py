@@ -352,7 +352,7 @@ def test_mappings_for_other_objects_are_ignored() -> None:
 
 def test_stored_mapping_rows_compile_like_specs_including_their_type() -> None:
     rows = [
-        FieldMapping(field="HasOptedOutOfEmail", property="unsubscribed:string", object_name=None, position=0),
+        FieldMapping(field="HasOptedOutOfEmail", property="unsubscribed", type="string", object_name=None, position=0),
         FieldMapping(field="Email", property="email", object_name="Lead", position=1),
     ]
     mapping = compile_object_mapping("Lead", rows, describe)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -159,6 +160,8 @@ def resume_command(name: NameArg) -> None:
         complete = setup_complete(integration)
         integration.status = (IntegrationStatus.ACTIVE if complete else IntegrationStatus.INCOMPLETE).value
         # The admin fixed whatever made syncs fail before pausing: start without the old backoff.
+        # The schedule restarts now, so the next sync is one frequency away, not an immediate one.
+        integration.activated_at = datetime.now(UTC)
         integration.retry_after = None
         integration.consecutive_failures = 0
         status = integration.status

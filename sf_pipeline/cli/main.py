@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
+from typer._click.exceptions import ClickException  # typer vendors its own copy of click
 
 from sf_pipeline.cli.output import errors
 
@@ -53,13 +53,13 @@ def main(argv: list[str] | None = None) -> None:
     except UserError as exc:
         errors.print(f"[bold red]Error:[/] {exc}", highlight=False)
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         errors.print("Aborted.")
         sys.exit(130)
-    except click.ClickException as exc:
+    except ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
 
 

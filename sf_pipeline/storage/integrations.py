@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from sf_pipeline.errors import ConfigError, ConflictError, NotFoundError
-from sf_pipeline.mapping import MappingSpec, as_spec, default_mappings, stored_property
+from sf_pipeline.mapping import MappingSpec, as_spec, default_mappings
 from sf_pipeline.secrets import Cipher
 from sf_pipeline.storage.models import Credential, FieldMapping, Integration, IntegrationStatus, utcnow
 
@@ -167,7 +167,7 @@ def mapping_specs(integration: Integration) -> list[MappingSpec]:
 def replace_mappings(integration: Integration, specs: Iterable[MappingSpec]) -> None:
     """Replace every field mapping (the old rows are deleted). Does not mark mappings saved."""
     integration.mappings = [
-        FieldMapping(position=i, field=s.field, property=stored_property(s), object_name=s.object_name)
+        FieldMapping(position=i, field=s.field, property=s.property, object_name=s.object_name, type=s.type)
         for i, s in enumerate(specs)
     ]
 

@@ -131,6 +131,8 @@ class FieldMapping(Base):
     field: Mapped[str] = mapped_column(String(255))
     property: Mapped[str] = mapped_column(String(255))
     object_name: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # The property's declared type (string, number, boolean, date, array); null: the field's own.
+    type: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
     integration: Mapped[Integration] = relationship(back_populates="mappings")
 

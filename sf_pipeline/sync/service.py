@@ -58,7 +58,7 @@ def _mappings_for(integration: Integration) -> list[FieldMapping]:
 
 def _mapping_key(mappings: list[FieldMapping], object_name: str) -> list[tuple[str, ...]]:
     return [
-        (m.field, m.property, m.object_name or "", getattr(m, "type", None) or "")
+        (m.field, m.property, m.object_name or "", m.type or "")
         for m in mappings
         if m.object_name in (None, object_name)
     ]

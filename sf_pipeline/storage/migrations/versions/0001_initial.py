@@ -92,6 +92,7 @@ def upgrade() -> None:
         sa.Column("field", sa.String(length=255), nullable=False),
         sa.Column("property", sa.String(length=255), nullable=False),
         sa.Column("object_name", sa.String(length=40), nullable=True),
+        sa.Column("type", sa.String(length=16), nullable=True),
         _integration_fk(),
         sa.PrimaryKeyConstraint("id"),
     )
