@@ -42,6 +42,16 @@ def ensure_partition(instance: dg.DagsterInstance, name: str) -> None:
         instance.add_dynamic_partitions(PARTITIONS_NAME, [name])
 
 
+def register_partition(settings: Settings, name: str) -> None:
+    """Give a new integration its Dagster partition at once (the dispatcher would add it at its
+    next tick), so it can be materialized from the UI straight away."""
+    instance = dagster_instance(settings)
+    try:
+        ensure_partition(instance, name)
+    finally:
+        instance.dispose()
+
+
 def wait_for_partition(
     instance: dg.DagsterInstance, name: str, *, timeout_s: float, on_wait: Callable[[str], None] | None = None
 ) -> None:

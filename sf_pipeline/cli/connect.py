@@ -98,6 +98,11 @@ def connect_command(
         result = connecting.connect(database, load_cipher(), name, authorizer, project_id=project_id)
     finally:
         database.dispose()
+    if result.created:
+        from sf_pipeline.runs import register_partition
+        from sf_pipeline.settings import load_settings
+
+        register_partition(load_settings(), name)
     _report("Connected", result)
 
 

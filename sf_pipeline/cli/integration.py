@@ -26,6 +26,7 @@ from sf_pipeline.integration_spec import (
 from sf_pipeline.mapping import TOP_LEVEL
 from sf_pipeline.salesforce.describe import ObjectDescribe
 from sf_pipeline.secrets import load_cipher
+from sf_pipeline.settings import load_settings
 from sf_pipeline.storage.database import Database
 from sf_pipeline.storage.integrations import (
     check_frequency,
@@ -92,6 +93,10 @@ def apply_command(
         describe: Describe | None = _org_describe(database, spec.name) if connected else None
         with database.session() as session:
             result = apply_spec(session, spec, describe=describe, now=utcnow())
+    if result.created:
+        from sf_pipeline.runs import register_partition
+
+        register_partition(load_settings(), result.name)
     _report_apply(result, checked=describe is not None)
 
 

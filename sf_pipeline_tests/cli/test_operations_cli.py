@@ -113,3 +113,21 @@ def test_preview_counts_matching_records_for_saved_and_unsaved_rules(
                          or (r["AnnualRevenue"] is not None and r["AnnualRevenue"] > 1_000_000))
         assert unsaved == {"Lead": hot_or_big}
         assert p.users() == {}  # previewing syncs nothing
+
+
+def test_creating_an_integration_adds_its_dagster_partition_at_once(
+    small_sandbox: SandboxHandle, database_url: str, tmp_path: Path
+) -> None:
+    import dagster as dg
+
+    with pipeline(small_sandbox, database_url, tmp_path) as p:
+        spec = tmp_path / "beta.yaml"
+        spec.write_text("name: beta\nproject_id: 7\nlogin_url: https://login.salesforce.com\n"
+                        "objects:\n  Contact: {}\n")
+        result = cli(p, "integration", "apply", str(spec))
+        assert result.exit_code == 0, result.stdout
+        instance = dg.DagsterInstance.from_config(str(p.services.settings.home / "dagster"))
+        try:
+            assert instance.has_dynamic_partition("integrations", "beta")
+        finally:
+            instance.dispose()
