@@ -3,12 +3,11 @@ these three functions; tests and benchmarks can call ``run_sync`` directly."""
 
 from __future__ import annotations
 
-import logging
 import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,6 @@ from sf_pipeline.sync.manifests import ChangeManifest, ExtractManifest
 from sf_pipeline.sync.plan import DEFAULT_LOOKBACK, ObjectPlan, plan_object
 from sf_pipeline.sync.upsert import apply_chunks
 
-log = logging.getLogger("sf_pipeline.sync")
 PROGRESS_EVERY_S = 0.5
 
 
@@ -44,16 +42,12 @@ class Services:
     cipher: Cipher
     open_client: Callable[[str], SalesforceClient]
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    lookback: Any = DEFAULT_LOOKBACK
+    lookback: timedelta = DEFAULT_LOOKBACK
     # Records per Salesforce page (Sforce-Query-Options batchSize, 200..2000).
     page_size: int = PAGE_SIZE
 
     def now(self) -> datetime:
         return self.clock()
-
-
-def _mappings_for(integration: Integration) -> list[FieldMapping]:
-    return list(integration.mappings)
 
 
 def _mapping_key(mappings: list[FieldMapping], object_name: str) -> list[tuple[str, ...]]:
@@ -66,16 +60,16 @@ def _mapping_key(mappings: list[FieldMapping], object_name: str) -> list[tuple[s
 
 def object_mappings(client: SalesforceClient, integration: Integration) -> dict[str, ObjectMapping]:
     return {
-        obj.object_name: compile_object_mapping(obj.object_name, _mappings_for(integration), client.describe)
+        obj.object_name: compile_object_mapping(obj.object_name, list(integration.mappings), client.describe)
         for obj in integration.objects
     }
 
 
 def build_plans(
-    client: SalesforceClient, session: Session, integration: Integration, *, force_full: bool, lookback: Any
+    client: SalesforceClient, session: Session, integration: Integration, *, force_full: bool, lookback: timedelta
 ) -> list[ObjectPlan]:
     states = lifecycle.sync_states(session, integration)
-    mappings = _mappings_for(integration)
+    mappings = list(integration.mappings)
     plans = []
     for obj in integration.objects:
         describe = client.describe(obj.object_name)
