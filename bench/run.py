@@ -32,10 +32,10 @@ import json
 import math
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -87,7 +87,10 @@ SPEC = "\n".join(
     ]
 )
 PAGE_SIZE = 2000
+STEP_KEYS = ("salesforce_records", "user_changes", "spotzee_users")
 API_ENDPOINTS = ("versions", "query", "query_more", "describe", "limits")
+# Calls a run makes once whatever the number of objects (the API-quota health check asks ``limits``).
+PER_RUN_ENDPOINTS = ("versions", "limits")
 SECRET_KEY = "x1hqBG2mPmNn1zxuHzW5rkGt3pZ5nyhoa8bvk5Oqa0A="  # a throwaway Fernet key for the run's tokens
 POSTGRES_ADMIN_URL = os.environ.get(
     "SF_PIPELINE_BENCH_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
@@ -119,6 +122,14 @@ class Sandbox:
     info: dict[str, Any]
     control: ControlClient
     ready_s: float
+
+    def cpu_s(self) -> float:
+        """CPU seconds the sandbox process has used so far (utime + stime from /proc)."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return float("nan")
 
     def api_counts(self) -> dict[str, int]:
         counters = self.control.counters()
@@ -177,6 +188,9 @@ class Ceiling:
     records: int
     seconds: float
     calls: int
+    load: float
+    client_cpu_s: float
+    sandbox_cpu_s: float
 
     @property
     def rate(self) -> float:
@@ -191,6 +205,8 @@ def measure_ceiling(box: Sandbox, soql: str) -> Ceiling:
     session.headers["Authorization"] = f"Bearer {password_token(info)}"
     session.headers["Sforce-Query-Options"] = f"batchSize={PAGE_SIZE}"
     base = info["instance_url"]
+    load = os.getloadavg()[0]
+    sandbox_cpu, client_cpu = box.cpu_s(), time.process_time()
     started = time.perf_counter()
     page = session.get(f"{base}/services/data/v59.0/queryAll", params={"q": soql}, timeout=600).json()
     count, calls = len(page["records"]), 1
@@ -199,8 +215,9 @@ def measure_ceiling(box: Sandbox, soql: str) -> Ceiling:
         count += len(page["records"])
         calls += 1
     seconds = time.perf_counter() - started
+    client_cpu, sandbox_cpu = time.process_time() - client_cpu, box.cpu_s() - sandbox_cpu
     session.close()
-    return Ceiling(count, seconds, calls)
+    return Ceiling(count, seconds, calls, load, client_cpu, sandbox_cpu)
 
 
 def change_records(box: Sandbox, k: int) -> int:
@@ -208,7 +225,9 @@ def change_records(box: Sandbox, k: int) -> int:
     fields, so each one is a user update and not just a re-read."""
     ids = box.control.touch_random(OBJECT, k)
     suffix = uuid.uuid4().hex[:6]
-    changes = {rid: {"FirstName": f"Bench{i}{suffix}", "Phone": f"+1 555 {i % 10_000:04d}"} for i, rid in enumerate(ids)}
+    changes = {
+        rid: {"FirstName": f"Bench{i}{suffix}", "Phone": f"+1 555 {i % 10_000:04d}"} for i, rid in enumerate(ids)
+    }
     for start in range(0, len(ids), 20_000):
         batch = dict(list(changes.items())[start : start + 20_000])
         box.control.update_many(OBJECT, batch)
@@ -282,7 +301,12 @@ class SyncResult:
     wall_s: float
     run_s: float | None
     peak_rss_mb: float
+    cpu_s: float
+    load: float
+    sandbox_cpu_s: float
     server_calls: dict[str, int] = field(default_factory=dict)
+    steps: dict[str, float] = field(default_factory=dict)
+    step_peak_mb: dict[str, float] = field(default_factory=dict)
 
     @property
     def fetched(self) -> int:
@@ -310,14 +334,19 @@ def run_sync(
         command = [sys.executable, "-m", "pyinstrument", "-r", "text", "--no-color", "-o", str(report_path),
                    "-i", "0.005", *command]
     before = box.api_counts()
+    load = os.getloadavg()[0]
+    sandbox_cpu = box.cpu_s()
     out_path, err_path = log_dir / f"{label}.out", log_dir / f"{label}.err"
     with out_path.open("w") as out, err_path.open("w") as err:
         started = time.perf_counter()
         proc = subprocess.Popen(command, stdout=out, stderr=err, env=env, cwd=ROOT)
+        sampler = RssSampler(proc.pid)
         _, status, usage = os.wait4(proc.pid, 0)
+        sampler.stop()
         wall = time.perf_counter() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
     after = box.api_counts()
+    sandbox_cpu = box.cpu_s() - sandbox_cpu
     text = out_path.read_text().strip()
     try:
         summary = json.loads(text.splitlines()[-1]) if text else {}
@@ -337,8 +366,59 @@ def run_sync(
         wall_s=wall,
         run_s=run_s,
         peak_rss_mb=usage.ru_maxrss / 1024,
+        cpu_s=usage.ru_utime + usage.ru_stime,
+        load=load,
+        sandbox_cpu_s=sandbox_cpu,
         server_calls={k: after[k] - before[k] for k in API_ENDPOINTS if after[k] != before[k]},
+        **step_figures(Path(env["DAGSTER_HOME"]), summary["run_id"], sampler.samples),
     )
+
+
+class RssSampler:
+    """VmRSS of one process every 0.1 s (with wall-clock stamps), to tell which step peaks."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        path = Path(f"/proc/{self.pid}/status")
+        while not self._stop.wait(0.1):
+            try:
+                for line in path.read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        self.samples.append((time.time(), int(line.split()[1]) / 1024))
+                        break
+            except (OSError, ValueError):
+                pass
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def step_figures(dagster_home: Path, run_id: str, rss: list[tuple[float, float]]) -> dict[str, Any]:
+    """Seconds per step of the Dagster run (extract, diff, upsert, health checks), from the run's
+    event log, and the highest RSS sampled while each step ran."""
+    try:
+        import dagster as dg
+        from dagster._core.instance.ref import InstanceRef
+
+        with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(dagster_home))) as instance:
+            stats = [s for s in instance.get_run_step_stats(run_id) if s.start_time and s.end_time]
+    except Exception as exc:  # the table is still worth printing without them
+        report(f"  (no step timings for {run_id}: {exc})")
+        return {}
+    steps = {s.step_key: round(s.end_time - s.start_time, 2) for s in stats}
+    peaks = {}
+    for s in stats:
+        during = [mb for at, mb in rss if s.start_time <= at <= s.end_time]
+        if during:
+            peaks[s.step_key] = round(max(during))
+    return {"steps": steps, "step_peak_mb": peaks}
 
 
 @dataclass
@@ -362,7 +442,8 @@ def bench_backend(
         report(f"{size:,} Leads, {backend}: sandbox ready in {box.ready_s:.1f}s at {box.info['instance_url']}")
         ceiling = measure_ceiling(box, pipeline_soql())
         report(f"  ceiling      {ceiling.records} records in {ceiling.seconds:.2f}s = {ceiling.rate:,.0f}/s, "
-               f"{ceiling.calls} calls")
+               f"{ceiling.calls} calls, client cpu {ceiling.client_cpu_s:.1f}s, sandbox cpu "
+               f"{ceiling.sandbox_cpu_s:.1f}s")
         with tempfile.TemporaryDirectory(prefix=f"sfp-bench-{backend}-") as tmp:
             home = Path(tmp)
             with database_url(backend, home) as url:
@@ -390,9 +471,11 @@ def bench_backend(
 def fmt_sync(r: SyncResult) -> str:
     s = r.summary
     return (
-        f"wall {r.wall_s:.1f}s, run {r.run_s or 0:.1f}s, fetched {s['fetched']}, created {s['created']}, "
-        f"updated {s['updated']}, unchanged {s['unchanged']}, api {s['api_calls']} "
-        f"(sandbox {r.server_api_calls}: {r.server_calls}), peak {r.peak_rss_mb:.0f} MB"
+        f"wall {r.wall_s:.1f}s, run {r.run_s or 0:.1f}s, cpu {r.cpu_s:.1f}s, steps {r.steps}, fetched {s['fetched']}, "
+        f"created {s['created']}, updated {s['updated']}, unchanged {s['unchanged']}, api {s['api_calls']} "
+        f"sandbox cpu {r.sandbox_cpu_s:.1f}s, "
+        f"(sandbox {r.server_api_calls}: {r.server_calls}), peak {r.peak_rss_mb:.0f} MB "
+        f"(by step {r.step_peak_mb}), load {r.load:.1f}"
     )
 
 
@@ -436,15 +519,17 @@ def rate(records: int, seconds: float | None) -> float:
 
 def build_table(results: list[BackendResult]) -> list[str]:
     rows = [
-        "| Leads | Backend | Measurement | Records | Wall s | Run s | Records/s wall (run) "
-        "| × ceiling wall (run) | API calls pipeline / sandbox | Peak RSS MB |",
-        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| Leads | Backend | Measurement | Records | Wall s | Run s | Steps s (extract / diff / upsert) "
+        "| CPU s sync / sandbox | Records/s wall (run) | x ceiling wall (run) | API calls pipeline / sandbox "
+        "| Peak RSS MB | Load |",
+        "|---:|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in sorted(results, key=lambda r: (r.size, r.backend)):
         c = r.ceiling
         rows.append(
-            f"| {r.size:,} | {r.backend} | ceiling: requests + json | {c.records:,} | {c.seconds:.2f} | – "
-            f"| {c.rate:,.0f} | 1.00 | – / {c.calls} | – |"
+            f"| {r.size:,} | {r.backend} | ceiling: requests + json | {c.records:,} | {c.seconds:.2f} | - | - "
+            f"| {c.client_cpu_s:.1f} / {c.sandbox_cpu_s:.1f} "
+            f"| {c.rate:,.0f} | 1.00 | - / {c.calls} | - | {c.load:.1f} |"
         )
         for label, s in (
             ("initial full sync", r.initial),
@@ -454,11 +539,13 @@ def build_table(results: list[BackendResult]) -> list[str]:
         ):
             full = s is r.initial
             wall, run = rate(s.fetched, s.wall_s), rate(s.fetched, s.run_s)
-            speed = f"{wall:,.0f} ({run:,.0f})" if full else "–"
-            ratio = f"{wall / c.rate:.2f} ({run / c.rate:.2f})" if full else "–"
+            speed = f"{wall:,.0f} ({run:,.0f})" if full else "-"
+            ratio = f"{wall / c.rate:.2f} ({run / c.rate:.2f})" if full else "-"
+            steps = " / ".join(f"{s.steps[k]:.2f}" if k in s.steps else "?" for k in STEP_KEYS)
             rows.append(
                 f"| {r.size:,} | {r.backend} | {label} | {s.fetched:,} | {s.wall_s:.2f} | {(s.run_s or 0):.2f} "
-                f"| {speed} | {ratio} | {s.api_calls} / {s.server_api_calls} | {s.peak_rss_mb:,.0f} |"
+                f"| {steps} | {s.cpu_s:.1f} / {s.sandbox_cpu_s:.1f} | {speed} | {ratio} "
+                f"| {s.api_calls} / {s.server_api_calls} | {s.peak_rss_mb:,.0f} | {s.load:.1f} |"
             )
     return rows
 
@@ -478,37 +565,40 @@ def check_targets(results: list[BackendResult]) -> list[str]:
             allowed = allowed_initial_calls(i.fetched)
             inc, idle = r.incremental, r.idle
             p = f"{backend}, {size:,}:"
+            per_object = {k: v for k, v in idle.server_calls.items() if k not in PER_RUN_ENDPOINTS}
+            per_run = {k: v for k, v in idle.server_calls.items() if k in PER_RUN_ENDPOINTS}
             lines += [
-                f"- {p} initial ≥ {TARGET_RATE:,} records/s — wall {mark(wall >= TARGET_RATE)} ({wall:,.0f}), "
+                f"- {p} initial ≥ {TARGET_RATE:,} records/s: wall {mark(wall >= TARGET_RATE)} ({wall:,.0f}), "
                 f"run {mark(run >= TARGET_RATE)} ({run:,.0f})",
-                f"- {p} initial ≥ {TARGET_CEILING_RATIO} × ceiling ({c.rate:,.0f}/s) — wall "
+                f"- {p} initial ≥ {TARGET_CEILING_RATIO} x ceiling ({c.rate:,.0f}/s): wall "
                 f"{mark(wall >= TARGET_CEILING_RATIO * c.rate)} ({wall / c.rate:.2f}), run "
                 f"{mark(run >= TARGET_CEILING_RATIO * c.rate)} ({run / c.rate:.2f})",
-                f"- {p} initial API calls ≤ ceil(records/2000) + 10 = {allowed} — "
+                f"- {p} initial API calls ≤ ceil(records/2000) + 10 = {allowed}: "
                 f"{mark(max(i.api_calls, i.server_api_calls) <= allowed)} "
                 f"(pipeline {i.api_calls}, sandbox {i.server_api_calls}: {i.server_calls})",
-                f"- {p} initial peak RSS < {TARGET_PEAK_MB} MB — {mark(i.peak_rss_mb < TARGET_PEAK_MB)} "
+                f"- {p} initial peak RSS < {TARGET_PEAK_MB} MB: {mark(i.peak_rss_mb < TARGET_PEAK_MB)} "
                 f"({i.peak_rss_mb:,.0f} MB)",
                 f"- {p} incremental after {r.changed:,} changes ≤ {TARGET_INCREMENTAL_FRACTION:.0%} of the initial "
-                f"sync's time — wall {mark(inc.wall_s <= TARGET_INCREMENTAL_FRACTION * i.wall_s)} "
+                f"sync's time: wall {mark(inc.wall_s <= TARGET_INCREMENTAL_FRACTION * i.wall_s)} "
                 f"({inc.wall_s:.2f} s = {inc.wall_s / i.wall_s:.1%}), run "
                 f"{mark((inc.run_s or 0) <= TARGET_INCREMENTAL_FRACTION * (i.run_s or 0))} "
                 f"({(inc.run_s or 0):.2f} s = {(inc.run_s or 0) / (i.run_s or 1):.1%}); API calls "
                 f"{inc.api_calls} / {inc.server_api_calls}",
-                f"- {p} no-change incremental ≤ {TARGET_IDLE_CALLS} API calls per object — "
-                f"{mark(max(idle.api_calls, idle.server_api_calls) <= TARGET_IDLE_CALLS)} "
-                f"(pipeline {idle.api_calls}, sandbox {idle.server_api_calls}: {idle.server_calls}; "
-                f"right after the 1% sync, re-reading its lookback window: {r.idle_after.fetched:,} records, "
-                f"pipeline {r.idle_after.api_calls}, sandbox {r.idle_after.server_api_calls})",
+                f"- {p} no-change incremental ≤ {TARGET_IDLE_CALLS} API calls per object: "
+                f"{mark(sum(per_object.values()) <= TARGET_IDLE_CALLS)} ({sum(per_object.values())} for the one "
+                f"object: {per_object}; plus {sum(per_run.values())} per run: {per_run}; the pipeline counts "
+                f"{idle.api_calls}). Right after the 1% sync, re-reading its lookback window "
+                f"({r.idle_after.fetched:,} records): pipeline {r.idle_after.api_calls}, sandbox "
+                f"{r.idle_after.server_api_calls}",
             ]
         sizes = sorted(sized)
         if len(sizes) >= 2:
             small, big = sized[sizes[0]].initial, sized[sizes[-1]].initial
             growth = big.peak_rss_mb / small.peak_rss_mb
             lines.append(
-                f"- {backend}: initial peak RSS at {sizes[-1]:,} ≤ {TARGET_PEAK_GROWTH} × at {sizes[0]:,} — "
+                f"- {backend}: initial peak RSS at {sizes[-1]:,} ≤ {TARGET_PEAK_GROWTH} x at {sizes[0]:,}: "
                 f"{mark(growth <= TARGET_PEAK_GROWTH)} ({big.peak_rss_mb:,.0f} / {small.peak_rss_mb:,.0f} MB = "
-                f"{growth:.2f}×)"
+                f"{growth:.2f}x)"
             )
     return lines
 
@@ -533,6 +623,7 @@ def main() -> None:
         if b not in ("sqlite", "postgres"):
             parser.error(f"unknown backend {b!r}")
     machine = machine_line()
+    load_before = os.getloadavg()
     soql = pipeline_soql()
     report(f"machine: {machine}")
     report(f"query: {soql}")
@@ -544,6 +635,7 @@ def main() -> None:
             for backend in backends:
                 results.append(bench_backend(size, opts.seed, backend, opts.change_fraction, logs, opts.profile))
     total = time.perf_counter() - started
+    load_after = os.getloadavg()
     text = "\n".join(
         [
             "# Sync benchmark",
@@ -563,7 +655,11 @@ def main() -> None:
             "sandbox just before the syncs.",
             "- API calls = the pipeline's own count / the sandbox's count of REST API requests "
             f"({', '.join(API_ENDPOINTS)}) while the sync ran.",
-            "- Peak RSS = ru_maxrss of the sync subprocess (os.wait4).",
+            "- Peak RSS = ru_maxrss of the sync subprocess (os.wait4). CPU s = user + system seconds of the sync "
+            "subprocess (os.wait4) / of the sandbox process over the same span (/proc); for the ceiling, of the "
+            "client / the sandbox. PostgreSQL's own CPU is not counted.",
+            "- Load = the 1-minute load average when the measurement started (the machine is shared: other "
+            "work running at the same time slows every figure).",
             "- The syncs run in this order: initial; no change; 1% of Leads changed (touch_random, then new "
             "FirstName and Phone values); no change again, which re-reads the 1% because they fall in the "
             "incremental query's 10-minute lookback window.",
@@ -575,7 +671,8 @@ def main() -> None:
             "",
             *check_targets(results),
             "",
-            f"The bench run took {total / 60:.1f} minutes.",
+            f"The bench run took {total / 60:.1f} minutes; load average (1, 5, 15 min) "
+            f"{'/'.join(f'{x:.1f}' for x in load_before)} before, {'/'.join(f'{x:.1f}' for x in load_after)} after.",
             "",
         ]
     )

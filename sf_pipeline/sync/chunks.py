@@ -3,11 +3,20 @@
 A stage never holds the whole org: it appends rows to a ``ChunkWriter``, which flushes a file
 every ``rows_per_chunk`` rows, and the next stage reads the files back one at a time. Only the
 list of file paths (a few hundred bytes) travels through Dagster's IO manager.
+
+Appended columns become Arrow arrays at once (one small table per append), so a chunk waiting to
+be written costs its Arrow size, not a Python object per value. Parquet encoding, compression and
+file I/O run in Arrow without the GIL, so they overlap the stage's Python work: a full chunk is
+written on a background thread while the next one fills (at most one write in flight; ``close``
+waits for it and raises what it raised), and ``read_chunks`` reads the next file while the caller
+works on the current one.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +24,23 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 DEFAULT_ROWS_PER_CHUNK = 50_000
+
+_io: ThreadPoolExecutor | None = None
+_io_lock = threading.Lock()
+
+
+def _io_pool() -> ThreadPoolExecutor:
+    global _io
+    with _io_lock:
+        if _io is None:
+            _io = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sf-pipeline-chunks")
+        return _io
+
+
+def _write(table: pa.Table, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    tmp.replace(path)  # a killed run never leaves a half-written chunk under the real name
 
 
 class ChunkWriter:
@@ -27,36 +53,65 @@ class ChunkWriter:
         self.rows_per_chunk = rows_per_chunk
         self.paths: list[str] = []
         self.rows_written = 0
-        self._columns: dict[str, list[Any]] = {name: [] for name in schema.names}
+        self._pending: list[pa.Table] = []
         self._buffered = 0
+        self._writing: Future[None] | None = None
         directory.mkdir(parents=True, exist_ok=True)
 
     def append_columns(self, columns: Mapping[str, Sequence[Any]], count: int) -> None:
         """Append ``count`` rows given column-wise (the cheapest shape to build and to write)."""
-        for name, values in columns.items():
-            self._columns[name].extend(values)
+        unknown = [name for name in columns if name not in self.schema.names]
+        if unknown:
+            raise KeyError(unknown[0])
+        self._pending.append(pa.Table.from_pydict({name: columns[name] for name in self.schema.names}, self.schema))
         self._buffered += count
         if self._buffered >= self.rows_per_chunk:
             self.flush()
 
     def flush(self) -> None:
+        """Start writing the buffered rows as the next chunk file (after the previous one is done)."""
         if not self._buffered:
             return
-        table = pa.table(self._columns, schema=self.schema)
+        table = pa.concat_tables(self._pending) if len(self._pending) != 1 else self._pending[0]
         path = self.directory / f"{self.prefix}-{len(self.paths):05d}.parquet"
-        tmp = path.with_suffix(".tmp")
-        pq.write_table(table, tmp, compression="zstd")
-        tmp.replace(path)  # a killed run never leaves a half-written chunk under the real name
+        self._wait()
+        self._writing = _io_pool().submit(_write, table, path)
         self.paths.append(str(path))
         self.rows_written += self._buffered
-        self._columns = {name: [] for name in self.schema.names}
+        self._pending = []
         self._buffered = 0
 
+    def _wait(self) -> None:
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            writing.result()
+
+    def abort(self) -> None:
+        """The stage failed: drop what is buffered and let a write in flight finish (its error, if
+        any, is not the one to report), so no file appears after the stage has given up."""
+        self._pending = []
+        self._buffered = 0
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            writing.exception()
+
     def close(self) -> list[str]:
+        """Write what is buffered; return the chunk files once every one of them is on disk."""
         self.flush()
+        self._wait()
         return list(self.paths)
 
 
 def read_chunks(paths: Sequence[str]) -> Iterator[pa.Table]:
-    for path in paths:
-        yield pq.read_table(path)
+    """The chunk files' tables in order, the next file read while the caller uses the current."""
+    pool = _io_pool()
+    ahead: Future[pa.Table] | None = pool.submit(pq.read_table, paths[0]) if paths else None
+    try:
+        for i in range(len(paths)):
+            assert ahead is not None
+            table = ahead.result()
+            ahead = pool.submit(pq.read_table, paths[i + 1]) if i + 1 < len(paths) else None
+            yield table
+    finally:
+        if ahead is not None:
+            ahead.cancel() or ahead.exception()  # never leave a read running on a closed generator

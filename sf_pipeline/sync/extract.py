@@ -56,24 +56,17 @@ def arrow_schema(fields: Sequence[str], types: Sequence[str]) -> pa.Schema:
     return pa.schema([pa.field(name, arrow_type(t)) for name, t in zip(fields, types, strict=True)])
 
 
-def _column_getters(fields: Sequence[str]) -> list[Callable[[dict[str, Any]], Any]]:
-    getters: list[Callable[[dict[str, Any]], Any]] = []
+def _page_columns(fields: Sequence[str], records: list[dict[str, Any]]) -> list[list[Any]]:
+    """A page's records as one list per field (``Parent.Field`` read from the nested parent record)."""
+    columns: list[list[Any]] = []
     for path in fields:
         if "." in path:
             parent, leaf = path.split(".", 1)
-
-            def get_nested(rec: dict[str, Any], parent: str = parent, leaf: str = leaf) -> Any:
-                # A parent relationship is a nested object, or null when the lookup is empty.
-                value = rec.get(parent)
-                return value.get(leaf) if value else None
-
-            getters.append(get_nested)
+            # A parent relationship is a nested object, or null when the lookup is empty.
+            columns.append([value.get(leaf) if value else None for value in [rec.get(parent) for rec in records]])
         else:
-            def get_plain(rec: dict[str, Any], name: str = path) -> Any:
-                return rec.get(name)
-
-            getters.append(get_plain)
-    return getters
+            columns.append([rec.get(path) for rec in records])
+    return columns
 
 
 def extract_object(
@@ -89,7 +82,6 @@ def extract_object(
     fields = plan.fields
     schema = arrow_schema(fields, [field_type(describe, plan.object_name, f) for f in fields])
     writer = ChunkWriter(out_dir, f"extract-{plan.object_name}", schema)
-    getters = _column_getters(fields)
     lmd_index = fields.index("LastModifiedDate")
     deleted_index = fields.index("IsDeleted")
     newest: str | None = None
@@ -103,23 +95,27 @@ def extract_object(
         watermark_after=plan.watermark,
     )
     first = True
-    for page in source.query_pages(result.soql, include_deleted=True, batch_size=page_size):
-        if first:
-            result.total = page.total_size
-            if on_total:
-                on_total(page.total_size)
-            first = False
-        records = page.records
-        columns = [[get(rec) for rec in records] for get in getters]
-        writer.append_columns(dict(zip(fields, columns, strict=True)), len(records))
-        if records:
-            # Pages come ordered by LastModifiedDate; Salesforce's fixed-width UTC format sorts as text.
-            page_newest = max(v for v in columns[lmd_index] if v is not None)
-            newest = page_newest if newest is None or page_newest > newest else newest
-            result.deleted_seen += sum(1 for v in columns[deleted_index] if v)
-        result.fetched += len(records)
-        if on_page:
-            on_page(len(records))
+    try:
+        for page in source.query_pages(result.soql, include_deleted=True, batch_size=page_size):
+            if first:
+                result.total = page.total_size
+                if on_total:
+                    on_total(page.total_size)
+                first = False
+            records = page.records
+            columns = _page_columns(fields, records)
+            writer.append_columns(dict(zip(fields, columns, strict=True)), len(records))
+            if records:
+                # Pages come ordered by LastModifiedDate; Salesforce's fixed-width UTC format sorts as text.
+                page_newest = max(v for v in columns[lmd_index] if v is not None)
+                newest = page_newest if newest is None or page_newest > newest else newest
+                result.deleted_seen += sum(1 for v in columns[deleted_index] if v)
+            result.fetched += len(records)
+            if on_page:
+                on_page(len(records))
+    except BaseException:
+        writer.abort()
+        raise
     result.chunk_paths = writer.close()
     if newest is not None:
         seen = parse_sf_datetime(newest)
