@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sf_pipeline.events import EventType, record_event
@@ -232,8 +233,6 @@ def update_status(integration: Integration, outcomes: Sequence[CheckOutcome]) ->
 
 
 def latest_results(session: Session, integration: Integration) -> dict[str, HealthResult]:
-    from sqlalchemy import select
-
     rows = session.scalars(
         select(HealthResult).where(HealthResult.integration_id == integration.id).order_by(
             HealthResult.at.desc(), HealthResult.id.desc()).limit(40)

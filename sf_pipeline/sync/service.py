@@ -157,6 +157,9 @@ def diff(services: Services, manifest: ExtractManifest) -> ChangeManifest:
 
 
 def upsert(services: Services, changes: ChangeManifest, *, started: float | None = None) -> dict[str, Any]:
+    """Apply the changes and complete the run. Its duration is the three stages' own time, or
+    the time since ``started`` when the caller ran them all in one go."""
+    upsert_started = time.perf_counter()
     name = changes.extract.integration
     with services.database.session() as session:
         integration = get_integration(session, name)
@@ -165,11 +168,13 @@ def upsert(services: Services, changes: ChangeManifest, *, started: float | None
     for obj in changes.objects:
         apply_chunks(services.database.session, obj.chunk_paths, project_id=project_id,
                      integration_id=integration_id, now=now)
-    duration = changes.extract.duration_s + changes.duration_s
+    if started is None:
+        duration = changes.extract.duration_s + changes.duration_s + (time.perf_counter() - upsert_started)
+    else:
+        duration = time.perf_counter() - started
     with services.database.session() as session:
         integration = get_integration(session, name)
-        summary = lifecycle.complete_run(session, integration, changes, now=services.now(),
-                                         duration_s=duration if started is None else time.perf_counter() - started)
+        summary = lifecycle.complete_run(session, integration, changes, now=services.now(), duration_s=duration)
     shutil.rmtree(changes.extract.work_dir, ignore_errors=True)
     return summary
 
