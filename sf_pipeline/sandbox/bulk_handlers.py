@@ -15,7 +15,7 @@ from sf_pipeline.sandbox.errors import InvalidJob, InvalidJobState
 from sf_pipeline.sandbox.state import Org
 from sf_pipeline.sandbox.wire import Request, Response, json_response
 
-CSV_TYPE = "text/csv"
+CSV_TYPE = "text/csv;charset=UTF-8"
 
 
 def create_job(org: Org, req: Request) -> Response:

@@ -356,10 +356,11 @@ class BulkJobs:
         now = time.monotonic()
         if job.state == "UploadComplete":
             job.rows = org.run(job.plan, include_deleted=job.operation == "queryAll")
-            s = self.settings
-            job.due = job.created_at + s.fixed_seconds + s.per_record_seconds * len(job.rows)
             job.state = "InProgress"
             job.system_modstamp = org.now_text()
+        # Due time from the current settings, so changing them also moves jobs already running.
+        s = self.settings
+        job.due = job.created_at + s.fixed_seconds + s.per_record_seconds * len(job.rows or ())
         if now >= job.due:
             self._finish(org, job, now)
         elif job.rows:
