@@ -549,19 +549,17 @@ def _ownership(rng: Rng, n: int) -> dict[str, list[Any]]:
 
 def _address(rng: Rng, n: int, prefix: str) -> dict[str, list[Any]]:
     geocoded = rng.random(n) < 0.3
-    spots = rng.integers(0, len(COORDINATES), n).tolist()
-    jitter = (rng.random((n, 2)) - 0.5).tolist()
-    places = list(zip(spots, jitter, geocoded, strict=True))
-    latitude = [round(COORDINATES[s][0] + j[0], 6) if g else None for s, j, g in places]
-    longitude = [round(COORDINATES[s][1] + j[1], 6) if g else None for s, j, g in places]
-    postal = [f"{v:05d}" for v in rng.integers(1000, 99999, n).tolist()]
+    coordinates = np.array(COORDINATES)[rng.integers(0, len(COORDINATES), n)] + (rng.random((n, 2)) - 0.5)
+    coordinates = np.round(coordinates, 6).astype(object)
+    coordinates[~geocoded] = None
+    postal = np.char.zfill(rng.integers(1000, 99999, n).astype(str), 5).tolist()
     return {
         prefix + "Street": _pick(rng, STREETS, n, none_rate=0.3),
         prefix + "State": _pick(rng, STATES, n, none_rate=0.6),
         prefix + "PostalCode": _blank(rng, postal, 0.4),
-        prefix + "Latitude": latitude,
-        prefix + "Longitude": longitude,
-        prefix + "GeocodeAccuracy": ["Address" if g else None for g in geocoded],
+        prefix + "Latitude": coordinates[:, 0].tolist(),
+        prefix + "Longitude": coordinates[:, 1].tolist(),
+        prefix + "GeocodeAccuracy": ["Address" if g else None for g in geocoded.tolist()],
     }
 
 
