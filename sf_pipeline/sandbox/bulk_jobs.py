@@ -234,6 +234,10 @@ class BulkJobs:
                 self._advance(org, job)
             return found
 
+    def count(self) -> int:
+        with self._lock:
+            return len(self._jobs)
+
     def abort(self, org: JobOrg, job_id: str) -> BulkJob:
         with self._lock:
             job = self._find(job_id)

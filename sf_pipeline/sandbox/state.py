@@ -647,6 +647,8 @@ class Org:
             "deleted": {name: self.count(name, include_deleted=True) - self.count(name) for name in self.tables},
             "api_usage": {"used": used, "max": quota},
             "open_cursors": self.cursors.count(),
+            "bulk_jobs": self.bulk.count(),
+            "latency_profile": self.latency.name,
             "options": self.options(),
         }
 

@@ -538,3 +538,23 @@ def test_bulk_calls_count_per_endpoint(org: Org, bulk: Bulk, people: list[str]) 
     bulk.results(job["id"])
     counts = org.counters.snapshot()
     assert counts["bulk_job"] == 2 and counts["bulk_results"] == 1
+
+
+def test_results_with_another_api_version_than_the_job_answer_409(bulk: Bulk, people: list[str]) -> None:
+    job = bulk.create_job("SELECT Id FROM Lead")
+    _wait_complete(bulk, job["id"])
+    other = bulk.session.get(bulk.url(f"/services/data/v60.0/jobs/query/{job['id']}/results"), timeout=30)
+    assert other.status_code == 409
+    assert "59.0" in other.json()[0]["message"]
+
+
+def test_used_up_api_quota_and_expired_session_refuse_bulk_polls(org: Org, bulk: Bulk, people: list[str]) -> None:
+    job = bulk.create_job("SELECT Id FROM Lead")
+    used, quota = org.api_usage()
+    org.set_api_quota(used=quota)
+    refused = bulk.session.get(bulk.url(f"{JOBS}/{job['id']}"), timeout=30)
+    assert refused.status_code == 403 and refused.json()[0]["errorCode"] == "REQUEST_LIMIT_EXCEEDED"
+    org.set_api_quota(used=used)
+    org.expire_sessions()
+    expired = bulk.session.get(bulk.url(f"{JOBS}/{job['id']}/results"), timeout=30)
+    assert expired.status_code == 401 and expired.json()[0]["errorCode"] == "INVALID_SESSION_ID"
