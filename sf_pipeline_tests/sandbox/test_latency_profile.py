@@ -3,10 +3,14 @@ org's order of server-side time on REST pages, Bulk job processing and result do
 
 from __future__ import annotations
 
+import os
+import threading
 import time
+from pathlib import Path
 
 import pytest
 
+from sf_pipeline.demo.launcher import start_sandbox
 from sf_pipeline.sandbox import ControlError, Org, SandboxHandle, serve_in_thread
 from sf_pipeline.sandbox import handlers as rest
 from sf_pipeline.sandbox.latency import PROFILES
@@ -93,3 +97,19 @@ def test_control_api_sets_bulk_processing_time_and_limits(sandbox: SandboxHandle
     with pytest.raises(ControlError) as refused:
         sandbox.control.set_bulk_settings(speed=3)
     assert refused.value.status == 400 and "speed" in str(refused.value.body)
+
+
+def test_demo_launcher_starts_the_sandbox_with_a_latency_profile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    child, info = start_sandbox(
+        tmp_path, records=3, seed=1, env=dict(os.environ), stop=threading.Event(), latency_profile="salesforce"
+    )
+    try:
+        assert info.ca_bundle
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", info.ca_bundle)
+        control = info.control()
+        assert control.latency_profile() == PROFILES["salesforce"].as_json()
+        assert control.bulk_settings()["fixed_seconds"] == PROFILES["salesforce"].bulk_job_fixed_seconds
+    finally:
+        child.stop(timeout=10)
