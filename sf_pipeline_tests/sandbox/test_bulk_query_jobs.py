@@ -558,3 +558,15 @@ def test_used_up_api_quota_and_expired_session_refuse_bulk_polls(org: Org, bulk:
     org.expire_sessions()
     expired = bulk.session.get(bulk.url(f"{JOBS}/{job['id']}/results"), timeout=30)
     assert expired.status_code == 401 and expired.json()[0]["errorCode"] == "INVALID_SESSION_ID"
+
+
+def test_a_job_matching_nothing_has_a_header_only_page_and_no_next_locator(
+    sandbox: SandboxHandle, bulk: Bulk, people: list[str]
+) -> None:
+    job = bulk.create_job("SELECT Id, Email FROM Lead WHERE LastName = 'nobody'")
+    assert _wait_complete(bulk, job["id"])["numberRecordsProcessed"] == 0
+    page = bulk.results(job["id"], maxRecords=10)
+    assert page.text == '"Id","Email"\n'
+    assert page.headers["Sforce-NumberOfRecords"] == "0" and page.headers["Sforce-Locator"] == "null"
+    listed = {j["id"]: j for j in sandbox.control.bulk_jobs()}
+    assert listed[job["id"]]["state"] == "JobComplete" and listed[job["id"]]["numberRecordsProcessed"] == 0
