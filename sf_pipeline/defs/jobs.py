@@ -1,6 +1,6 @@
 import dagster as dg
 
-from sf_pipeline.defs.assets import salesforce_records, spotzee_users, user_changes
+from sf_pipeline.defs.assets import salesforce_sync
 from sf_pipeline.defs.checks import salesforce_health
 
 SYNC_JOB = "sync_integration"
@@ -9,7 +9,7 @@ HEALTH_JOB = "health_checks"
 # Selecting the assets also selects their checks, so every sync run ends with the health checks.
 sync_job = dg.define_asset_job(
     SYNC_JOB,
-    selection=dg.AssetSelection.assets(salesforce_records, user_changes, spotzee_users),
+    selection=dg.AssetSelection.assets(salesforce_sync),
     description="Sync one integration (partition): extract → diff → upsert, then the health checks.",
 )
 
