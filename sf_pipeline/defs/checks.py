@@ -102,7 +102,7 @@ def salesforce_health(
     checks = selected_checks(context)
     name = partition_of(context)
     if name is None:
-        yield from check_every_integration(context, services, checks)
+        check_every_integration(context, services, checks)
         return
     log = RunLog(context.log, services, run_id)
     outcomes = service.check_health(services, name, run_id, checks)
@@ -122,7 +122,11 @@ def salesforce_health(
 
 def check_every_integration(
     context: dg.AssetCheckExecutionContext, services: Services, checks: Sequence[CheckName]
-) -> Iterator[dg.AssetCheckResult]:
+) -> None:
+    """Every result of a run without a partition is logged as an ``AssetCheckEvaluation``: one per
+    integration on its partition, then the overall one (no partition) that completes the run's
+    planned execution. Dagster 1.13 cannot turn a yielded ``AssetCheckResult`` into an evaluation
+    here: finding the target materialization of a partitioned asset needs a partition key."""
     names = checkable(services)
     by_check: dict[CheckName, dict[str, CheckOutcome]] = {c: {} for c in checks}
     for name in names:
@@ -133,26 +137,26 @@ def check_every_integration(
             level = context.log.info if outcome.passed else context.log.warning
             level(f"health_check check={outcome.name.value} {'passed' if outcome.passed else 'failed'} "
                   f"integration={name}" + ("" if outcome.passed else f": {outcome.description}"))
-            # The per-integration result goes on that integration's partition of the check.
-            # ``log_event`` records an AssetCheckEvaluation (its body handles the type; the
-            # annotation lists only the older event types).
-            context.op_execution_context.log_event(dg.AssetCheckEvaluation(  # type: ignore[arg-type]
-                asset_key=USERS, check_name=outcome.name.value, passed=outcome.passed, partition=name,
-                severity=dg.AssetCheckSeverity.ERROR, description=outcome.description,
-                metadata=result_metadata(outcome),
-            ))
+            record(context, outcome.name, outcome.passed, outcome.description, result_metadata(outcome), name)
     failed: list[str] = []
     for check in checks:
         outcomes = by_check[check]
         failing = sorted(n for n, o in outcomes.items() if not o.passed)
         failed.extend(f"{check.value} ({n}): {outcomes[n].description}" for n in failing)
-        yield dg.AssetCheckResult(
-            check_name=check.value,
-            passed=not failing,
-            severity=dg.AssetCheckSeverity.ERROR,
-            description=(f"Failing for {', '.join(failing)}." if failing
-                         else f"Passed for all {len(outcomes)} integrations checked."),
-            metadata={"integrations_checked": sorted(outcomes), "failing": failing},
-        )
+        record(context, check, not failing,
+               f"Failing for {', '.join(failing)}." if failing else f"Passed for every integration checked ({len(outcomes)}).",
+               {"integrations_checked": sorted(outcomes), "failing": failing}, None)
     if failed:
         fail_health_run(failed)
+
+
+def record(
+    context: dg.AssetCheckExecutionContext, check: CheckName, passed: bool, description: str,
+    metadata: dict[str, Any], partition: str | None,
+) -> None:
+    # ``log_event`` records an AssetCheckEvaluation (its body handles the type; the annotation
+    # lists only the older event types).
+    context.op_execution_context.log_event(dg.AssetCheckEvaluation(  # type: ignore[arg-type]
+        asset_key=USERS, check_name=check.value, passed=passed, partition=partition,
+        severity=dg.AssetCheckSeverity.ERROR, description=description, metadata=metadata,
+    ))

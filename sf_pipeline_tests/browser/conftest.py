@@ -15,11 +15,12 @@ import dagster as dg
 import pytest
 from playwright.sync_api import Page, sync_playwright
 
+from sf_pipeline.definitions import defs
+from sf_pipeline.defs.jobs import SYNC_JOB
 from sf_pipeline.defs.partitions import PARTITIONS_NAME
 from sf_pipeline.demo.launcher import Child, project_file, start_dagster, wait_for_webserver
 from sf_pipeline.sandbox.testing import serve_in_thread
-from sf_pipeline.sync import service
-from sf_pipeline_tests.harness import TEST_KEY, Pipeline, pipeline
+from sf_pipeline_tests.harness import TEST_KEY, Pipeline, dagster_resource, pipeline
 
 CHROMIUM_ENV = "SF_PIPELINE_CHROMIUM"
 CHROMIUM_ARGS = [
@@ -66,9 +67,10 @@ def dagster_ui(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Dags
     the harness does, and ``dagster dev`` (webserver, daemon, code server) using the same app
     database. Dagster's whole process group is stopped afterwards.
 
-    The integration has synced once and its health checks ran once, outside Dagster, so neither
-    dispatcher sensor launches anything while the test drives the UI: the only run is the one the
-    browser launches. Its partition is added up front, as the sync dispatcher would."""
+    The integration has synced once, as a Dagster run of the sync job that ended with its health
+    checks, so neither dispatcher sensor launches anything while the test drives the UI: the only
+    runs after it are the ones the browser launches. Its partition is added up front, as the sync
+    dispatcher would."""
     home = tmp_path / "home"
     dagster_home = tmp_path / "dagster"
     dagster_home.mkdir()
@@ -87,10 +89,13 @@ def dagster_ui(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Dags
         for key, value in env.items():
             monkeypatch.setenv(key, value)
         with pipeline(sandbox, database_url, home, name=INTEGRATION) as connected:
-            connected.sync()
-            service.check_health(connected.services, INTEGRATION, None)
             with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
                 instance.add_dynamic_partitions(PARTITIONS_NAME, [INTEGRATION])
+                # The first sync, as the dispatcher would have run it: a Dagster run of the job.
+                first = defs.resolve_job_def(SYNC_JOB).execute_in_process(
+                    partition_key=INTEGRATION, instance=instance,
+                    resources={"sf_pipeline": dagster_resource(connected)})
+                assert first.success
             port = free_port()
             dagster = start_dagster(port=port, env=dict(os.environ), log=tmp_path / "dagster.log")
             try:

@@ -1,26 +1,37 @@
-"""A real browser drives the Dagster UI: the asset graph shows the three assets, a materialization of
-the integration's partition is launched from the launch dialog, the run succeeds, and the four
-health checks on ``spotzee_users`` show results for that partition from that run.
+"""A real browser drives the Dagster UI as an admin would:
 
-Screenshots of each step land in the test's tmp dir (``screenshots/``)."""
+1. the asset graph shows the three assets;
+2. *Sync now*: "Materialize" on ``spotzee_users`` alone, for the integration's partition. The run
+   runs all three stages itself, succeeds, and the integration stays Active;
+3. the Checks tab's *Execute all* runs the four health checks on their own; they pass, and each
+   check's execution history shows the result for the partition from that run.
+
+Screenshots of each step land in the test's tmp dir (``screenshots/``); with
+``SF_PIPELINE_DOCS_SCREENSHOTS=DIR`` the README's screenshot is written there too."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import time
+from pathlib import Path
 
 import dagster as dg
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
+from sqlalchemy import select
 
 from sf_pipeline.health import CheckName
+from sf_pipeline.storage.integrations import get_integration
+from sf_pipeline.storage.models import LogEvent
 from sf_pipeline_tests.browser.conftest import DagsterUI
 
 ASSETS = ("salesforce_records", "user_changes", "spotzee_users")
 CHECKS = sorted(name.value for name in CheckName)
 FIRST_LOAD_MS = 60_000  # the first page load compiles and fetches a lot
-RUN_MS = 300_000  # the multiprocess executor starts a process per step
+RUN_MS = 300_000
+DOCS_ENV = "SF_PIPELINE_DOCS_SCREENSHOTS"
 
 expect.set_options(timeout=30_000)
 
@@ -40,8 +51,8 @@ def dismiss_community_dialog(page: Page) -> None:
 
 @pytest.mark.browser
 @pytest.mark.slow
-@pytest.mark.timeout(600)
-def test_materialize_partition_from_the_ui(dagster_ui: DagsterUI, page: Page) -> None:
+@pytest.mark.timeout(900)
+def test_sync_now_and_the_health_checks_from_the_ui(dagster_ui: DagsterUI, page: Page) -> None:
     try:
         drive(page, dagster_ui)
     except BaseException:
@@ -50,12 +61,46 @@ def test_materialize_partition_from_the_ui(dagster_ui: DagsterUI, page: Page) ->
         raise
 
 
+def status(ui: DagsterUI) -> str:
+    with ui.pipeline.database.session() as session:
+        return get_integration(session, ui.name).status
+
+
+def events_of(ui: DagsterUI, run_id: str) -> list[str]:
+    with ui.pipeline.database.session() as session:
+        return [e.type for e in session.scalars(select(LogEvent).where(LogEvent.run_id == run_id)
+                                                 .order_by(LogEvent.id))]
+
+
+def follow_launched_run(page: Page) -> str:
+    """Follow the "Launched run" toast to the run's page; return the run id."""
+    toast = page.get_by_text(re.compile(r"^Launched run [0-9a-f]{8}$"))
+    expect(toast).to_be_visible()
+    page.get_by_role("link", name="View", exact=True).click()
+    page.wait_for_url(re.compile(r"/runs/[0-9a-f-]{36}"))
+    return page.url.split("/runs/", 1)[1].split("?", 1)[0]
+
+
+def run_succeeds(page: Page) -> None:
+    expect(page.get_by_text("Success", exact=True).first).to_be_visible(timeout=RUN_MS)
+    expect(page.get_by_text("RUN_SUCCESS", exact=True)).to_be_visible()
+
+
+def pick_partition(page: Page, dialog: Locator, name: str) -> None:
+    dialog.get_by_text("Select a partition or create one").click()
+    # Partition names render twice (text and a hidden measuring copy) inside one menu item.
+    page.get_by_role("menuitem", name=re.compile(rf"^{name}(\s+{name})?$")).click()
+    dialog.get_by_text(re.compile("^Launch runs to materialize")).click()  # closes the partition menu
+    expect(page.get_by_placeholder("Filter partitions")).to_be_hidden()
+    expect(dialog.get_by_text("1 partition", exact=True)).to_be_visible()
+
+
 def drive(page: Page, ui: DagsterUI) -> None:
     name = ui.name
     dismiss_community_dialog(page)
     started = time.monotonic()
 
-    # The asset graph: the three assets, one node each.
+    # 1. The asset graph: the three assets, one node each.
     page.goto(f"{ui.url}/asset-groups", wait_until="domcontentloaded")
     for asset in ASSETS:
         node = page.locator("[class*='AssetNode_assetName']", has_text=re.compile(f"^{asset}$"))
@@ -63,58 +108,64 @@ def drive(page: Page, ui: DagsterUI) -> None:
         expect(node).to_be_visible()
     shoot(page, ui, "01-asset-graph")
 
-    # Launch a materialization of the integration's partition from the launch dialog.
-    page.get_by_role("button", name="Materialize all…").click()
-    dialog = page.get_by_role("dialog").filter(has_text="Launch runs to materialize 3 assets")
+    # 2. Sync now: Materialize on spotzee_users alone, for the integration's partition.
+    page.goto(f"{ui.url}/assets/spotzee_users", wait_until="domcontentloaded")
+    page.get_by_role("button", name=re.compile(r"^(\w+ )?Materialize…$")).first.click()
+    dialog = page.get_by_role("dialog").filter(has_text="Launch runs to materialize spotzee_users")
     expect(dialog).to_be_visible()
-    dialog.get_by_text("Select a partition or create one").click()
-    # Partition names render twice (text and a hidden measuring copy) inside one menu item.
-    page.get_by_role("menuitem", name=re.compile(rf"^{name}(\s+{name})?$")).click()
-    dialog.get_by_text("Launch runs to materialize 3 assets").click()  # closes the partition menu
-    expect(page.get_by_placeholder("Filter partitions")).to_be_hidden()
-    expect(dialog.get_by_text("1 partition", exact=True)).to_be_visible()
+    pick_partition(page, dialog, name)
     launch = dialog.get_by_role("button", name="Launch 1 run")
     expect(launch).to_be_enabled()
-    shoot(page, ui, "02-launch-dialog")
+    shoot(page, ui, "02-sync-now-dialog")
+    docs = os.environ.get(DOCS_ENV)
+    if docs:
+        page.screenshot(path=str(Path(docs) / "sync-now.png"), full_page=False)
     launch.click()
 
-    # Follow the "Launched run" toast to the run's page.
-    toast = page.get_by_text(re.compile(r"^Launched run [0-9a-f]{8}$"))
-    expect(toast).to_be_visible()
-    page.get_by_role("link", name="View", exact=True).click()
-    page.wait_for_url(re.compile(r"/runs/[0-9a-f-]{36}"))
-    run_id = page.url.split("/runs/", 1)[1].split("?", 1)[0]
+    run_id = follow_launched_run(page)
     expect(page.get_by_text(f"partition: {name}", exact=True)).to_be_visible()
-    expect(page.get_by_text("3 assets", exact=True)).to_be_visible()
-    expect(page.get_by_text("4 checks", exact=True)).to_be_visible()
+    run_succeeds(page)
+    # The run log tells the sync's story under the events' own names.
+    page.get_by_placeholder(re.compile("Filter")).first.fill("sync_completed")
+    expect(page.get_by_text(re.compile(r"^sync_completed fetched=\d+ created=\d+ updated=\d+")).first).to_be_visible()
+    shoot(page, ui, "03-sync-run-succeeded")
+    print(f"sync run {run_id} succeeded {time.monotonic() - started:.1f}s after the first page load began")
 
-    # The run succeeds (the daemon dequeues it, the code server launches it).
-    expect(page.get_by_text("Success", exact=True).first).to_be_visible(timeout=RUN_MS)
-    expect(page.get_by_text("RUN_SUCCESS", exact=True)).to_be_visible()
-    shoot(page, ui, "03-run-succeeded")
-    ran = time.monotonic() - started
-
-    # Dagster's own record agrees: this run, of this partition, succeeded.
     with ui.instance() as instance:
         run = instance.get_run_by_id(run_id)
-        assert run is not None
-        assert run.status == dg.DagsterRunStatus.SUCCESS
+        assert run is not None and run.status.value == "SUCCESS"
         assert run.tags.get("dagster/partition") == name
+        materialized = [entry.asset_materialization.asset_key.to_user_string()
+                        for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+                        if entry.asset_materialization is not None]
+        assert materialized == ["spotzee_users"]
+    assert events_of(ui, run_id)[0] == "sync_started" and "sync_completed" in events_of(ui, run_id)
+    assert "sync_failed" not in events_of(ui, run_id)
+    assert status(ui) == "active"
 
-    # The four health checks on spotzee_users, each with a result for this partition from this run.
+    # 3. The Checks tab: Execute all runs the four checks on their own.
     page.goto(f"{ui.url}/assets/spotzee_users?view=checks", wait_until="domcontentloaded")
     expect(page.get_by_text("Checks (4)", exact=True)).to_be_visible()
-    for check in CHECKS:
-        expect(page.locator(f"[title='{check}']").first).to_be_visible()
-    expect(page.get_by_text("Succeeded", exact=True)).to_have_count(len(CHECKS))
-    shoot(page, ui, "04-checks")
+    execute_all = page.get_by_role("button", name="Execute all")
+    expect(execute_all).to_be_enabled()
+    shoot(page, ui, "04-checks-tab")
+    execute_all.click()
+    checks_run = follow_launched_run(page)
+    expect(page.get_by_text("4 checks", exact=True)).to_be_visible()
+    run_succeeds(page)
+    shoot(page, ui, "05-checks-run-succeeded")
+    assert events_of(ui, checks_run) == [] or set(events_of(ui, checks_run)) == {"health_check"}
+    assert status(ui) == "active"
+
+    # Each check's execution history shows this run's result for the partition: passed.
+    page.goto(f"{ui.url}/assets/spotzee_users?view=checks", wait_until="domcontentloaded")
     for check in CHECKS:
         page.locator(f"[title='{check}']").first.click()
         expect(page).to_have_url(re.compile(rf"[?&]checkDetail={check}(&|$)"))
         page.get_by_text("Execution history", exact=True).click()
-        row = page.get_by_role("row").filter(has=page.locator(f"a[href*='/runs/{run_id}']"))
-        expect(row.first).to_be_visible()
-        expect(row.first).to_contain_text("Passed")
-        expect(row.first).to_contain_text(name)
-        shoot(page, ui, f"05-check-{check}")
-    print(f"run {run_id} succeeded {ran:.1f}s after the first page load began; screenshots in {ui.screenshots}")
+        rows = page.get_by_role("row").filter(has=page.locator(f"a[href*='/runs/{checks_run}']"))
+        row = rows.filter(has_text=name).first
+        expect(row).to_be_visible()
+        expect(row).to_contain_text("Passed")
+        shoot(page, ui, f"06-check-{check}")
+    print(f"screenshots in {ui.screenshots}")
