@@ -143,8 +143,9 @@ def check_every_integration(
         outcomes = by_check[check]
         failing = sorted(n for n, o in outcomes.items() if not o.passed)
         failed.extend(f"{check.value} ({n}): {outcomes[n].description}" for n in failing)
-        record(context, check, not failing,
-               f"Failing for {', '.join(failing)}." if failing else f"Passed for every integration checked ({len(outcomes)}).",
+        summary = (f"Failing for {', '.join(failing)}." if failing
+                   else f"Passed for every integration checked ({len(outcomes)}).")
+        record(context, check, not failing, summary,
                {"integrations_checked": sorted(outcomes), "failing": failing}, None)
     if failed:
         fail_health_run(failed)
