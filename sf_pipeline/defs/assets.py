@@ -40,7 +40,7 @@ T = TypeVar("T")
 
 
 class SyncConfig(dg.Config):  # type: ignore[misc]
-    """Run config for a sync, editable in the UI's launchpad."""
+    """Run config for a sync: the launch dialog's Config section, or the launchpad."""
 
     full: bool = Field(
         default=False,

@@ -1,8 +1,9 @@
 """A real browser drives the Dagster UI as an admin would:
 
 1. the asset graph shows the three assets;
-2. *Sync now*: "Materialize" on ``spotzee_users`` alone, for the integration's partition. The run
-   runs all three stages itself, succeeds, and the integration stays Active;
+2. *Sync now*: "Materialize" on ``spotzee_users`` alone, for the integration's partition, with
+   the full re-sync run config typed in the dialog. The run runs all three stages itself (a full
+   pull), succeeds, its log names the sync events, and the integration stays Active;
 3. the Checks tab's *Execute all* runs the four health checks on their own; they pass, and each
    check's execution history shows the result for the partition from that run.
 
@@ -32,6 +33,7 @@ CHECKS = sorted(name.value for name in CheckName)
 FIRST_LOAD_MS = 60_000  # the first page load compiles and fetches a lot
 RUN_MS = 300_000
 DOCS_ENV = "SF_PIPELINE_DOCS_SCREENSHOTS"
+FULL_RESYNC_CONFIG = "ops: {salesforce_sync: {config: {full: true}}}"
 
 expect.set_options(timeout=30_000)
 
@@ -120,13 +122,26 @@ def drive(page: Page, ui: DagsterUI) -> None:
     docs = os.environ.get(DOCS_ENV)
     if docs:
         page.screenshot(path=str(Path(docs) / "sync-now.png"), full_page=False)
+    # A full re-sync is run config, typed in the dialog's Config section.
+    dialog.get_by_text("Config", exact=True).click()
+    dialog.get_by_role("button", name="Add config").click()
+    editor = page.get_by_role("dialog").filter(has_text="Config Editor")
+    editor.locator(".CodeMirror").first.click()
+    page.keyboard.type(FULL_RESYNC_CONFIG)
+    expect(editor.get_by_text("No errors", exact=True)).to_be_visible()
+    shoot(page, ui, "02b-full-resync-config")
+    editor.get_by_role("button", name="Save config").click()
+    expect(editor).to_be_hidden()
     launch.click()
 
     run_id = follow_launched_run(page)
     expect(page.get_by_text(f"partition: {name}", exact=True)).to_be_visible()
     run_succeeds(page)
     # The run log tells the sync's story under the events' own names.
-    page.get_by_placeholder(re.compile("Filter")).first.fill("sync_completed")
+    log_filter = page.get_by_placeholder(re.compile("Filter")).first
+    log_filter.fill("sync_started")
+    expect(page.get_by_text("sync_started full=true", exact=True)).to_be_visible()
+    log_filter.fill("sync_completed")
     expect(page.get_by_text(re.compile(r"^sync_completed fetched=\d+ created=\d+ updated=\d+")).first).to_be_visible()
     shoot(page, ui, "03-sync-run-succeeded")
     print(f"sync run {run_id} succeeded {time.monotonic() - started:.1f}s after the first page load began")
@@ -140,6 +155,10 @@ def drive(page: Page, ui: DagsterUI) -> None:
                         if entry.asset_materialization is not None]
         assert materialized == ["spotzee_users"]
     assert events_of(ui, run_id)[0] == "sync_started" and "sync_completed" in events_of(ui, run_id)
+    with ui.pipeline.database.session() as session:
+        started_event = session.scalars(select(LogEvent).where(LogEvent.run_id == run_id,
+                                                               LogEvent.type == "sync_started")).one()
+        assert started_event.details["full"] is True  # the config reached the sync
     assert "sync_failed" not in events_of(ui, run_id)
     assert status(ui) == "active"
 
