@@ -19,6 +19,7 @@ from sf_pipeline.definitions import defs
 from sf_pipeline.defs.jobs import SYNC_JOB
 from sf_pipeline.defs.partitions import PARTITIONS_NAME
 from sf_pipeline.demo.launcher import Child, project_file, start_dagster, wait_for_webserver
+from sf_pipeline.sandbox import Org, ids
 from sf_pipeline.sandbox.testing import serve_in_thread
 from sf_pipeline_tests.harness import TEST_KEY, Pipeline, dagster_resource, pipeline
 
@@ -32,6 +33,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 INTEGRATION = "browser"
+SECOND = "second"
 
 
 def free_port() -> int:
@@ -52,6 +54,7 @@ def chromium_path() -> str:
 class DagsterUI:
     url: str
     name: str
+    second: str
     pipeline: Pipeline
     dagster: Child
     dagster_home: Path
@@ -61,41 +64,53 @@ class DagsterUI:
         return dg.DagsterInstance.from_config(str(self.dagster_home))
 
 
+def second_org() -> Org:
+    """A second org for the second integration (an org belongs to one integration)."""
+    org = Org(seed=4)
+    org.org_id = org.auth.org_id = ids.make_id(ids.KEY_PREFIXES["Organization"], 2)
+    return org
+
+
 @pytest.fixture
 def dagster_ui(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[DagsterUI]:
-    """A sandbox org (in this process), integration ``browser`` connected to it and configured as
-    the harness does, and ``dagster dev`` (webserver, daemon, code server) using the same app
-    database. Dagster's whole process group is stopped afterwards.
+    """Two sandbox orgs (in this process), integrations ``browser`` and ``second`` connected to
+    them and configured as the harness does, and ``dagster dev`` (webserver, daemon, code server)
+    using the same app database. Dagster's whole process group is stopped afterwards.
 
-    The integration has synced once, as a Dagster run of the sync job that ended with its health
+    Each integration has synced once, as a Dagster run of the sync job that ended with its health
     checks, so neither dispatcher sensor launches anything while the test drives the UI: the only
-    runs after it are the ones the browser launches. Its partition is added up front, as the sync
-    dispatcher would."""
+    runs after them are the ones the browser launches. Their partitions are added up front, as the
+    sync dispatcher would."""
     home = tmp_path / "home"
     dagster_home = tmp_path / "dagster"
     dagster_home.mkdir()
     shutil.copyfile(project_file("dagster.yaml"), dagster_home / "dagster.yaml")
     database_url = f"sqlite:///{home / 'sf_pipeline.db'}"
-    with serve_in_thread(records=300, seed=3) as sandbox:
-        assert sandbox.ca_bundle
+    with serve_in_thread(records=300, seed=3) as sandbox, \
+            serve_in_thread(second_org(), records=150, seed=4) as other:
+        assert sandbox.ca_bundle and other.ca_bundle
+        # Both orgs' certificate authorities, for every process that calls either.
+        bundle = tmp_path / "ca-bundle.pem"
+        bundle.write_text(Path(sandbox.ca_bundle).read_text() + Path(other.ca_bundle).read_text())
         env = {
             "SF_PIPELINE_HOME": str(home),
             "SF_PIPELINE_DATABASE_URL": database_url,
             "SF_PIPELINE_SECRET_KEY": TEST_KEY,
             "DAGSTER_HOME": str(dagster_home),
-            "REQUESTS_CA_BUNDLE": sandbox.ca_bundle,
-            "SSL_CERT_FILE": sandbox.ca_bundle,
+            "REQUESTS_CA_BUNDLE": str(bundle),
+            "SSL_CERT_FILE": str(bundle),
         }
         for key, value in env.items():
             monkeypatch.setenv(key, value)
-        with pipeline(sandbox, database_url, home, name=INTEGRATION) as connected:
+        with pipeline(sandbox, database_url, home, name=INTEGRATION) as connected, \
+                pipeline(other, database_url, home, name=SECOND) as second:
             with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
-                instance.add_dynamic_partitions(PARTITIONS_NAME, [INTEGRATION])
-                # The first sync, as the dispatcher would have run it: a Dagster run of the job.
-                first = defs.resolve_job_def(SYNC_JOB).execute_in_process(
-                    partition_key=INTEGRATION, instance=instance,
-                    resources={"sf_pipeline": dagster_resource(connected)})
-                assert first.success
+                instance.add_dynamic_partitions(PARTITIONS_NAME, [INTEGRATION, SECOND])
+                # The first syncs, as the dispatcher would have run them: Dagster runs of the job.
+                for p in (connected, second):
+                    first = defs.resolve_job_def(SYNC_JOB).execute_in_process(
+                        partition_key=p.name, instance=instance, resources={"sf_pipeline": dagster_resource(p)})
+                    assert first.success
             port = free_port()
             dagster = start_dagster(port=port, env=dict(os.environ), log=tmp_path / "dagster.log")
             try:
@@ -103,7 +118,7 @@ def dagster_ui(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Dags
                 wait_for_webserver(dagster, f"{url}/server_info", timeout=180, stop=threading.Event())
                 screenshots = tmp_path / "screenshots"
                 screenshots.mkdir()
-                yield DagsterUI(url=url, name=INTEGRATION, pipeline=connected, dagster=dagster,
+                yield DagsterUI(url=url, name=INTEGRATION, second=SECOND, pipeline=connected, dagster=dagster,
                                 dagster_home=dagster_home, screenshots=screenshots)
             finally:
                 dagster.stop(timeout=30)

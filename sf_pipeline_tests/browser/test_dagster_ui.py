@@ -5,7 +5,8 @@
    the full re-sync run config typed in the dialog. The run runs all three stages itself (a full
    pull), succeeds, its log names the sync events, and the integration stays Active;
 3. the Checks tab's *Execute all* runs the four health checks on their own; they pass, and each
-   check's execution history shows the result for the partition from that run.
+   check's execution history shows the result for the partition from that run;
+4. both partitions selected in the same dialog launch a backfill: one sync run per integration.
 
 Screenshots of each step land in the test's tmp dir (``screenshots/``); with
 ``SF_PIPELINE_DOCS_SCREENSHOTS=DIR`` the README's screenshot is written there too."""
@@ -63,9 +64,9 @@ def test_sync_now_and_the_health_checks_from_the_ui(dagster_ui: DagsterUI, page:
         raise
 
 
-def status(ui: DagsterUI) -> str:
+def status(ui: DagsterUI, name: str | None = None) -> str:
     with ui.pipeline.database.session() as session:
-        return get_integration(session, ui.name).status
+        return get_integration(session, name or ui.name).status
 
 
 def events_of(ui: DagsterUI, run_id: str) -> list[str]:
@@ -187,4 +188,35 @@ def drive(page: Page, ui: DagsterUI) -> None:
         expect(row).to_be_visible()
         expect(row).to_contain_text("Passed")
         shoot(page, ui, f"06-check-{check}")
+
+    # 4. Several partitions: the dialog launches a backfill, one sync run per integration.
+    page.goto(f"{ui.url}/assets/spotzee_users", wait_until="domcontentloaded")
+    page.get_by_role("button", name=re.compile(r"^(\w+ )?Materialize…$")).first.click()
+    dialog = page.get_by_role("dialog").filter(has_text="Launch runs to materialize spotzee_users")
+    dialog.get_by_role("button", name="All", exact=True).click()
+    expect(dialog.get_by_text("2 partitions", exact=True)).to_be_visible()
+    shoot(page, ui, "07-backfill-dialog")
+    with ui.instance() as instance:
+        before = {b.backfill_id for b in instance.get_backfills()}
+    dialog.get_by_role("button", name=re.compile("^Launch (backfill|2 runs)$")).click()
+    runs = backfill_runs(ui, before)
+    assert sorted(r.tags["dagster/partition"] for r in runs) == sorted([name, ui.second])
+    assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs), [(r.run_id, r.status) for r in runs]
+    for run in runs:
+        assert "sync_completed" in events_of(ui, run.run_id) and "sync_failed" not in events_of(ui, run.run_id)
+    assert status(ui) == status(ui, ui.second) == "active"
     print(f"screenshots in {ui.screenshots}")
+
+
+def backfill_runs(ui: DagsterUI, before: set[str]) -> list[dg.DagsterRun]:
+    """Wait for the backfill the UI just created to finish its runs (the daemon drives it)."""
+    deadline = time.monotonic() + RUN_MS / 1000
+    with ui.instance() as instance:
+        while True:
+            created = [b for b in instance.get_backfills() if b.backfill_id not in before]
+            if created:
+                runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": created[0].backfill_id}))
+                if len(runs) == 2 and all(r.is_finished for r in runs):
+                    return list(runs)
+            assert time.monotonic() < deadline, f"backfill {created} not finished"
+            time.sleep(2)
