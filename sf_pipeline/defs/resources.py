@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
 from functools import lru_cache
 
 import dagster as dg
 
+from sf_pipeline.clock import CLOCK_FILE_ENV, clock_from
 from sf_pipeline.salesforce.client import SalesforceClient
 from sf_pipeline.salesforce.session import open_client
 from sf_pipeline.secrets import KEY_ENV, load_cipher
@@ -17,7 +17,7 @@ from sf_pipeline.sync.service import Services
 
 
 @lru_cache(maxsize=8)
-def _services(settings: Settings, secret_key: str | None, now: str | None) -> Services:
+def _services(settings: Settings, secret_key: str | None, now: str | None, clock_file: str | None = None) -> Services:
     """One database engine per process and configuration (the cache key is the resolved settings,
     so a changed environment never reuses another configuration's database)."""
     database = Database.from_settings(settings)
@@ -26,13 +26,12 @@ def _services(settings: Settings, secret_key: str | None, now: str | None) -> Se
     def client_for(name: str) -> SalesforceClient:
         return open_client(database, cipher, name)
 
-    fixed = datetime.fromisoformat(now).astimezone(UTC) if now else None
     return Services(
         settings=settings,
         database=database,
         cipher=cipher,
         open_client=client_for,
-        clock=(lambda: fixed) if fixed else (lambda: datetime.now(UTC)),
+        clock=clock_from(now, clock_file),
     )
 
 
@@ -41,7 +40,9 @@ class SfPipelineResource(dg.ConfigurableResource):  # type: ignore[misc,type-arg
 
     ``now`` pins the clock to an ISO-8601 time: how tests exercise time-dependent behaviour (the
     dispatcher's due times) without sleeping. It is resource configuration only, never read from
-    the environment, so no stray variable can freeze a deployment's clock."""
+    the environment, so no stray variable can freeze a deployment's clock. ``SF_PIPELINE_CLOCK_FILE``
+    is the one deliberate exception, for rehearsals of a whole deployment: it names a file whose
+    time every process reads on every call (see ``sf_pipeline.clock``)."""
 
     database_url: str | None = None
     home: str | None = None
@@ -53,4 +54,4 @@ class SfPipelineResource(dg.ConfigurableResource):  # type: ignore[misc,type-arg
             env["SF_PIPELINE_HOME"] = self.home
         if self.database_url:
             env["SF_PIPELINE_DATABASE_URL"] = self.database_url
-        return _services(load_settings(env), env.get(KEY_ENV) or None, self.now)
+        return _services(load_settings(env), env.get(KEY_ENV) or None, self.now, env.get(CLOCK_FILE_ENV) or None)
