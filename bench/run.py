@@ -675,7 +675,10 @@ def main() -> None:
         ]
     )
     print(text)
-    opts.output.write_text(text)
+    # Keep the sections other benchmarks (bench/deploy.py) maintain in the same file.
+    previous = opts.output.read_text() if opts.output.exists() else ""
+    kept = previous[previous.index("<!-- "):] if "<!-- " in previous else ""
+    opts.output.write_text(text.rstrip() + ("\n\n" + kept if kept else "\n"))
 
 
 if __name__ == "__main__":

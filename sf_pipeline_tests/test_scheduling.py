@@ -1,9 +1,14 @@
 """When the dispatcher considers an integration due."""
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import event, select
 
 from sf_pipeline import scheduling
 from sf_pipeline.storage.models import HealthResult, Integration
+from sf_pipeline_tests.dbs import migrated_database
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
@@ -86,3 +91,39 @@ def test_health_run_slots_change_once_per_interval() -> None:
     assert scheduling.health_slot(start, interval) == scheduling.health_slot(start + timedelta(minutes=14), interval)
     assert scheduling.health_slot(start, interval) + 1 == scheduling.health_slot(start + timedelta(minutes=15),
                                                                                  interval)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_the_dispatcher_reads_every_schedule_in_one_query_and_agrees_with_the_integrations(
+    backend: str, tmp_path: Path
+) -> None:
+    states = [
+        {"last_attempt_at": NOW - timedelta(minutes=59)},
+        {"last_attempt_at": NOW - timedelta(minutes=61)},
+        {"sync_requested_at": NOW - timedelta(seconds=1)},
+        {"status": "inactive", "last_attempt_at": NOW - timedelta(days=3)},
+        {"status": "error", "consecutive_failures": 3, "last_attempt_at": NOW - timedelta(hours=3)},
+        {"status": "error", "consecutive_failures": 3, "last_attempt_at": NOW - timedelta(hours=5)},
+        {"activated_at": NOW - timedelta(minutes=5), "frequency_minutes": 5},
+    ]
+    with migrated_database(backend, tmp_path) as database:
+        with database.session() as session:
+            for i, values in enumerate(states):
+                row = integration(**values)
+                row.name, row.project_id = f"int-{i}", i
+                session.add(row)
+        statements: list[str] = []
+        listen = lambda *args: statements.append(args[2])  # noqa: E731
+        event.listen(database.engine, "before_cursor_execute", listen)
+        with database.session() as session:
+            rows = scheduling.schedule_rows(session)
+        event.remove(database.engine, "before_cursor_execute", listen)
+        assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 1
+        with database.session() as session:
+            full = {i.name: i for i in session.scalars(select(Integration))}
+            assert [r.name for r in rows] == sorted(full)
+            for row in rows:
+                assert scheduling.next_sync_at(row) == scheduling.next_sync_at(full[row.name])
+                assert scheduling.is_due(row, NOW) == scheduling.is_due(full[row.name], NOW)
+                assert scheduling.run_key(row) == scheduling.run_key(full[row.name])
+    assert [scheduling.is_due(r, NOW) for r in rows] == [False, True, True, False, False, True, True]

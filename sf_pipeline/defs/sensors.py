@@ -48,7 +48,7 @@ def sync_dispatcher(context: dg.SensorEvaluationContext, sf_pipeline: SfPipeline
     busy = busy_partitions(context.instance, sync_job.name)
     requests = []
     with services.database.session() as session:
-        rows = list_integrations(session)
+        rows = scheduling.schedule_rows(session)
         names = {row.name for row in rows}
         for row in rows:
             if row.name in busy or not scheduling.is_due(row, now):

@@ -11,6 +11,7 @@ in a new process. The deploy tests and ``bench/deploy.py`` both use it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -147,10 +148,8 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
     else:  # children may outlive a leader that already exited
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def _port_open(port: int) -> bool:

@@ -10,6 +10,7 @@ a dispatcher tick that started after the move, then for the runs it requested to
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +24,7 @@ from sf_pipeline.sandbox.testing import serve_in_thread
 from sf_pipeline.secrets import Cipher
 from sf_pipeline.storage.database import Database
 from sf_pipeline.storage.models import SyncRun
+from sf_pipeline_tests.conftest import trust
 from sf_pipeline_tests.dbs import fresh_postgres_url
 from sf_pipeline_tests.deploy.fleet import connect_fleet, plan, set_schedule
 from sf_pipeline_tests.deploy.stack import Stack, production_stack, sensor_ticks, wait_for
@@ -54,7 +56,7 @@ def no_unfinished_runs(stack: Stack, instance: dg.DagsterInstance) -> bool:
 
 
 def test_fifty_integrations_over_ten_simulated_minutes_run_every_due_sync_once_without_overlap(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     members = plan(FREQUENCIES)
     start = datetime.now(UTC).replace(second=0, microsecond=0)
@@ -67,6 +69,7 @@ def test_fifty_integrations_over_ten_simulated_minutes_run_every_due_sync_once_w
 
     with (serve_in_thread(records=40, seed=5) as sandbox, fresh_postgres_url() as app_url,
           fresh_postgres_url() as dagster_url):
+        trust(monkeypatch, sandbox)
         database = Database(app_url)
         database.migrate()
         try:
@@ -120,10 +123,10 @@ def test_fifty_integrations_over_ten_simulated_minutes_run_every_due_sync_once_w
         assert r.start_time is not None and r.end_time is not None
         by_partition[r.dagster_run.tags["dagster/partition"]].append((r.start_time, r.end_time))
     overlaps = [(p, a, b) for p, spans in by_partition.items()
-                for a, b in zip(sorted(spans), sorted(spans)[1:], strict=False) if b[0] < a[1]]
+                for a, b in itertools.pairwise(sorted(spans)) if b[0] < a[1]]
     assert overlaps == []
     spans = sorted((r.start_time, r.end_time) for r in records)
-    assert any(b[0] < a[1] for a, b in zip(spans, spans[1:], strict=False))
+    assert any(b[0] < a[1] for a, b in itertools.pairwise(spans))
 
     # The dispatcher's ticks, from the instance's tick history, each took at most 2 s.
     durations = [t.end_timestamp - t.timestamp for t in ticks if t.end_timestamp is not None]
