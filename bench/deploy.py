@@ -42,15 +42,16 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import dagster as dg  # noqa: E402
-from sqlalchemy import insert  # noqa: E402
+from sqlalchemy import insert, select  # noqa: E402
 
 from sf_pipeline.clock import CLOCK_FILE_ENV, write_clock_file  # noqa: E402
 from sf_pipeline.defs.resources import SfPipelineResource  # noqa: E402
-from sf_pipeline.defs.sensors import sync_dispatcher  # noqa: E402
+from sf_pipeline.defs.sensors import health_dispatcher, sync_dispatcher  # noqa: E402
+from sf_pipeline.health import CheckName  # noqa: E402
 from sf_pipeline.sandbox.testing import serve_in_thread  # noqa: E402
 from sf_pipeline.secrets import Cipher  # noqa: E402
 from sf_pipeline.storage.database import Database  # noqa: E402
-from sf_pipeline.storage.models import Integration  # noqa: E402
+from sf_pipeline.storage.models import Credential, HealthResult, Integration  # noqa: E402
 from sf_pipeline_tests.dbs import fresh_postgres_url  # noqa: E402
 from sf_pipeline_tests.deploy.fleet import connect_fleet, plan, set_schedule  # noqa: E402
 from sf_pipeline_tests.deploy.stack import production_stack, sensor_ticks, wait_for  # noqa: E402
@@ -97,14 +98,21 @@ def insert_integrations(database: Database, count: int, now: datetime, seed: int
     with database.session() as session:
         for start in range(0, count, 2000):
             session.execute(insert(Integration), rows[start:start + 2000])
+        # Connected, with all four health checks run five minutes ago (the health sensor's steady state).
+        ids = list(session.scalars(select(Integration.id)))
+        session.execute(insert(Credential), [{"integration_id": i, "client_id": "bench", "client_secret_enc": "-",
+                                              "refresh_token_enc": "-", "version": 1} for i in ids])
+        session.execute(insert(HealthResult), [{"integration_id": i, "check_name": c.value, "passed": True,
+                                                "at": now - timedelta(minutes=5), "details": {}}
+                                               for i in ids for c in CheckName])
     return sum(0.5 / f for f in frequencies)
 
 
-def evaluate(instance: dg.DagsterInstance, app_url: str) -> tuple[float, int]:
+def evaluate(sensor: Any, instance: dg.DagsterInstance, app_url: str) -> tuple[float, int]:
     resource = SfPipelineResource(database_url=app_url)
     context = dg.build_sensor_context(instance=instance, resources={"sf_pipeline": resource})
     started = time.perf_counter()
-    result = sync_dispatcher(context)
+    result = sensor(context)
     elapsed = time.perf_counter() - started
     assert isinstance(result, dg.SensorResult)
     return elapsed, len(result.run_requests or [])
@@ -140,11 +148,12 @@ def dispatcher_tick(count: int, ticks: int, seed: int, folder: Path) -> list[str
                     return done[0] if done else None
 
                 tick = wait_for(finished, timeout=300, what="a dispatcher tick")
-                evaluation, requested = evaluate(instance, app_url)
+                evaluation, requested = evaluate(sync_dispatcher, instance, app_url)
+                health, health_requested = evaluate(health_dispatcher, instance, app_url)
                 lines.append(
                     f"| {count:,} | {i + 1} | {'adds every partition' if i == 0 else 'steady state'} | "
                     f"{len(tick.run_ids)} | {tick.end_timestamp - tick.timestamp:.2f} | {evaluation:.2f} "
-                    f"({requested}) | {load():.1f} |")
+                    f"({requested}) | {health:.2f} ({health_requested}) | {load():.1f} |")
                 print(lines[-1], flush=True)
             queued = len(instance.get_run_records(dg.RunsFilter(job_name=JOB, statuses=UNFINISHED)))
             print(f"runs waiting in the queue at the end: {queued}")
@@ -234,8 +243,11 @@ def main() -> None:
                       "instance's tick history (evaluation in the code server plus creating the requested runs); "
                       "*evaluation* = the sensor function alone, called right after in this process "
                       "(run requests it would make, mostly partitions already busy with a queued run).", "",
-                      "| integrations | tick | kind | runs created | daemon tick s | evaluation s (requests) | load |",
-                      "|---:|---:|---|---:|---:|---:|---:|", *lines]
+                      "*Health sensor* = `health_dispatcher` evaluated the same way (every integration connected, "
+                      "its four checks run five minutes earlier).", "",
+                      "| integrations | tick | kind | runs created | daemon tick s | evaluation s (requests) | "
+                      "health sensor s (requests) | load |",
+                      "|---:|---:|---|---:|---:|---:|---:|---:|", *lines]
         if not opts.skip_throughput:
             lines = throughput(opts.syncs, opts.concurrency, Path(tmp) / "throughput")
             parts += ["", "Syncs per hour: every run through the dispatcher and the run queue, each run a process "

@@ -11,6 +11,11 @@ sync_job = dg.define_asset_job(
     SYNC_JOB,
     selection=dg.AssetSelection.assets(salesforce_sync),
     description="Sync one integration (partition): extract → diff → upsert, then the health checks.",
+    # One process per run: the steps run one after another anyway, and a process per step costs
+    # a Python start and a code-location import each (several CPU-seconds, most of a small
+    # incremental sync). Docker and Kubernetes launchers already isolate each run in its own
+    # container.
+    executor_def=dg.in_process_executor,
 )
 
 health_job = dg.define_asset_job(

@@ -12,6 +12,7 @@ in a new process. The deploy tests and ``bench/deploy.py`` both use it.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import signal
@@ -131,11 +132,20 @@ class Stack:
                 raise AssertionError(f"{name} exited with {process.returncode}:\n{self.log(name)[-4000:]}")
 
 
+def _die_with_parent() -> None:
+    """Linux's PR_SET_PDEATHSIG: the child gets SIGTERM if the test process dies without cleaning
+    up (a killed pytest would otherwise leave a daemon, a webserver and a code server behind).
+    Hand-written because no declared dependency offers it."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM)
+
+
 def _start(stack: Stack, name: str, args: Sequence[str], env: dict[str, str]) -> None:
     out = (stack.folder / f"{name}.log").open("wb")
     # A session of its own, so stopping it also stops the run processes it started.
     stack.processes[name] = subprocess.Popen(list(args), env=env, stdout=out, stderr=subprocess.STDOUT,
-                                             cwd=stack.folder, start_new_session=True)
+                                             cwd=stack.folder, start_new_session=True,
+                                             preexec_fn=_die_with_parent)
     out.close()
 
 
