@@ -42,6 +42,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import dagster as dg  # noqa: E402
+import yaml  # noqa: E402
 from sqlalchemy import insert, select  # noqa: E402
 
 from sf_pipeline.clock import CLOCK_FILE_ENV, write_clock_file  # noqa: E402
@@ -54,7 +55,13 @@ from sf_pipeline.storage.database import Database  # noqa: E402
 from sf_pipeline.storage.models import Credential, HealthResult, Integration  # noqa: E402
 from sf_pipeline_tests.dbs import fresh_postgres_url  # noqa: E402
 from sf_pipeline_tests.deploy.fleet import connect_fleet, plan, set_schedule  # noqa: E402
-from sf_pipeline_tests.deploy.stack import production_stack, sensor_ticks, wait_for  # noqa: E402
+from sf_pipeline_tests.deploy.stack import (  # noqa: E402
+    dagster_pg_env,
+    instance_config,
+    production_stack,
+    sensor_ticks,
+    wait_for,
+)
 from sf_pipeline_tests.harness import TEST_KEY  # noqa: E402
 
 SECTION_START = "<!-- deploy benchmark: start -->"
@@ -121,6 +128,7 @@ def evaluate(sensor: Any, instance: dg.DagsterInstance, app_url: str) -> tuple[f
 def dispatcher_tick(count: int, ticks: int, seed: int, folder: Path) -> list[str]:
     lines: list[str] = []
     now = datetime.now(UTC)
+    folder.mkdir(parents=True)
     clock_file = folder / "clock"
     write_clock_file(clock_file, now)
     with fresh_postgres_url() as app_url, fresh_postgres_url() as dagster_url:
@@ -132,6 +140,15 @@ def dispatcher_tick(count: int, ticks: int, seed: int, folder: Path) -> list[str
               f"expected due per 30 s: {due_rate:.0f}", flush=True)
         code_env = {"SF_PIPELINE_DATABASE_URL": app_url, "SF_PIPELINE_HOME": str(folder / "home"),
                     "SF_PIPELINE_SECRET_KEY": TEST_KEY, CLOCK_FILE_ENV: str(clock_file)}
+        # Partitions are registered as integrations are created (the connect flow does it), so the
+        # steady state has every one registered already.
+        register = folder / "register"
+        register.mkdir()
+        (register / "dagster.yaml").write_text(yaml.safe_dump({"storage": instance_config(0)["storage"]}))
+        with env(dagster_pg_env(dagster_url)):
+            registrar = dg.DagsterInstance.from_config(str(register))
+            registrar.add_dynamic_partitions("integrations", [f"bench-{i:05d}" for i in range(count)])
+            registrar.dispose()
         with env(code_env), production_stack(folder / "stack", dagster_database_url=dagster_url, env=code_env,
                                              max_concurrent_runs=0, stopped_sensors=["health_dispatcher"]) as stack:
             instance = dg.DagsterInstance.get()
@@ -151,7 +168,7 @@ def dispatcher_tick(count: int, ticks: int, seed: int, folder: Path) -> list[str
                 evaluation, requested = evaluate(sync_dispatcher, instance, app_url)
                 health, health_requested = evaluate(health_dispatcher, instance, app_url)
                 lines.append(
-                    f"| {count:,} | {i + 1} | {'adds every partition' if i == 0 else 'steady state'} | "
+                    f"| {count:,} | {i + 1} | {'first' if i == 0 else 'steady state'} | "
                     f"{len(tick.run_ids)} | {tick.end_timestamp - tick.timestamp:.2f} | {evaluation:.2f} "
                     f"({requested}) | {health:.2f} ({health_requested}) | {load():.1f} |")
                 print(lines[-1], flush=True)
@@ -165,6 +182,7 @@ def throughput(syncs: int, concurrency: int, folder: Path) -> list[str]:
     members = plan([5] * syncs)
     start = datetime.now(UTC).replace(second=0, microsecond=0)
     members = [type(m)(m.name, m.frequency_minutes, 0) for m in members]  # all due at the start
+    folder.mkdir(parents=True)
     clock_file = folder / "clock"
     write_clock_file(clock_file, start)
     lines: list[str] = []
@@ -250,8 +268,8 @@ def main() -> None:
                       "|---:|---:|---|---:|---:|---:|---:|---:|", *lines]
         if not opts.skip_throughput:
             lines = throughput(opts.syncs, opts.concurrency, Path(tmp) / "throughput")
-            parts += ["", "Syncs per hour: every run through the dispatcher and the run queue, each run a process "
-                      "started by the code server with one process per step (Dagster's default executor). "
+            parts += ["", "Syncs per hour: every run through the dispatcher and the run queue, each run one process "
+                      "started by the code server (the sync job's in-process executor). "
                       "*Span* = first run start to last run end; *syncs/hour* = syncs / span x 3600, an "
                       "extrapolation from this batch.", "",
                       "| runs | syncs | concurrent runs | span s | median run s | syncs/hour | load |",

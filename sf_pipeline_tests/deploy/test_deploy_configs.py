@@ -77,6 +77,7 @@ def test_each_production_instance_file_loads_on_postgres_with_one_run_per_integr
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
         [limit] = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits  # type: ignore[union-attr]
         assert limit == {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
+        assert instance.get_settings("sensors") == {"use_threads": True, "num_workers": 2, "num_submit_workers": 4}
     finally:
         instance.dispose()
 
