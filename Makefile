@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench browser
+.PHONY: setup demo test lint bench bench-deploy browser
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -31,3 +31,7 @@ test: setup browser lint
 
 bench: setup
 	$(PY) bench/run.py
+
+# Dispatcher tick at 10,000 integrations and syncs per hour, on the production topology.
+bench-deploy: setup
+	$(PY) bench/deploy.py
