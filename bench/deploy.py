@@ -251,8 +251,8 @@ def main() -> None:
     machine = (f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, Python "
                f"{platform.python_version()}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     parts = ["## Deployment: dispatcher tick and syncs per hour", "",
-             f"`bench/deploy.py` (`make bench-deploy`) on the production topology (PostgreSQL storage, `dagster api grpc` code "
-             f"server, one `dagster-daemon`, the webserver). Machine: {machine}. Load = 1-minute load "
+             "`bench/deploy.py` (`make bench-deploy`) on the production topology (PostgreSQL storage, "
+             f"`dagster api grpc` code server, one `dagster-daemon`, the webserver). Machine: {machine}. Load = 1-minute load "
              "average (the machine is shared)."]
     with tempfile.TemporaryDirectory(prefix="sfp-deploy-bench-") as tmp:
         if not opts.skip_tick:
