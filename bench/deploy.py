@@ -252,7 +252,8 @@ def main() -> None:
                f"{platform.python_version()}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     parts = ["## Deployment: dispatcher tick and syncs per hour", "",
              "`bench/deploy.py` (`make bench-deploy`) on the production topology (PostgreSQL storage, "
-             f"`dagster api grpc` code server, one `dagster-daemon`, the webserver). Machine: {machine}. Load = 1-minute load "
+             f"`dagster api grpc` code server, one `dagster-daemon`, the webserver). Machine: {machine}. "
+             "Load = 1-minute load "
              "average (the machine is shared)."]
     with tempfile.TemporaryDirectory(prefix="sfp-deploy-bench-") as tmp:
         if not opts.skip_tick:
