@@ -61,13 +61,16 @@ def salesforce_records(context: dg.AssetExecutionContext, sf_pipeline: SfPipelin
     for obj in manifest.objects:
         context.log.info(
             f"{obj.object_name}: fetched {obj.fetched} of {obj.total} ({'full' if obj.full else 'incremental'}), "
-            f"watermark {obj.watermark_before} → {obj.watermark_after}"
+            f"watermark {obj.watermark_before} → {obj.watermark_after}, over {obj.api.upper()} ({obj.api_reason})"
         )
+        if obj.api_reason and "fell back" in obj.api_reason:
+            context.log.warning(f"{obj.object_name}: {obj.api_reason}")
     return dg.MaterializeResult(
         value=manifest,
         metadata=_md({
             "fetched": manifest.fetched,
             "api_calls": manifest.api_calls,
+            "apis": dg.MetadataValue.json({o.object_name: o.api for o in manifest.objects}),
             "duration_s": manifest.duration_s,
             "mode": ", ".join(f"{o.object_name}: {'full' if o.full else 'incremental'}" for o in manifest.objects),
             "watermark_before": ", ".join(f"{o.object_name}: {o.watermark_before}" for o in manifest.objects),

@@ -74,7 +74,11 @@ def complete_run(
         run.status = "succeeded"
         run.finished_at = now
         run.counts = summary
-    details = {"warnings": changes.warnings} if changes.warnings else {}
+    details: dict[str, Any] = {"warnings": changes.warnings} if changes.warnings else {}
+    details["apis"] = summary["apis"]
+    fallbacks = {o.object_name: o.api_reason for o in extract.objects if o.api_reason and "fell back" in o.api_reason}
+    if fallbacks:
+        details["api_fallbacks"] = fallbacks
     if counts.created:
         record_event(session, integration, EventType.RECORDS_IMPORTED, run_id=extract.run_id, at=now,
                      counts={"created": counts.created})
@@ -123,6 +127,7 @@ def summary_counts(changes: ChangeManifest, *, duration_s: float) -> dict[str, A
         "invalid_values": counts.invalid_values,
         "invalid_records": counts.invalid_records,
         "api_calls": extract.api_calls,
+        "apis": {o.object_name: o.api for o in extract.objects},
         "duration_s": round(duration_s, 3),
         "watermarks": watermarks,
     }

@@ -20,6 +20,10 @@ class ExtractedObject:
     fetched: int = 0
     deleted_seen: int = 0
     chunk_paths: list[str] = field(default_factory=list)
+    # Which API fetched the records ("rest" or "bulk"), and why when it is not the obvious one
+    # (a fallback from Bulk API 2.0 to REST names the failure).
+    api: str = "rest"
+    api_reason: str | None = None
 
 
 @dataclass
