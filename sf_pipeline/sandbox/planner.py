@@ -62,6 +62,15 @@ class SortKey:
 
 
 @dataclass(frozen=True)
+class FlatColumn:
+    """One selected field as a flat column (Bulk CSV): ``Lead.Email`` with a getter by root row."""
+
+    header: str
+    field: FieldDef
+    get: Getter
+
+
+@dataclass(frozen=True)
 class Plan:
     sobject: str
     table: Table
@@ -70,6 +79,7 @@ class Plan:
     limit: int | None
     offset: int
     projection: Projection | None  # None for SELECT COUNT()
+    columns: tuple[FlatColumn, ...] = ()  # the selected fields in SELECT order
 
     def candidates(self, *, include_deleted: bool) -> Sequence[int]:
         size = self.table.size
@@ -223,6 +233,14 @@ class _Compiler:
             self.catalog.table(self.root.name).ids.__getitem__,
             tuple(_freeze(item) for item in root_items),
         )
+
+    def flat_columns(self, paths: tuple[FieldPath, ...]) -> tuple[FlatColumn, ...]:
+        columns = []
+        for path in paths:
+            resolved = self.resolve(path)
+            names = [ref.relationship_name or ref.name for ref, _ in resolved.chain]
+            columns.append(FlatColumn(".".join([*names, resolved.field.name]), resolved.field, resolved.get))
+        return tuple(columns)
 
     # -- ORDER BY -----------------------------------------------------------------------------------
 
@@ -566,9 +584,10 @@ def _inexact_datetime(get: Getter, op: str, truncated: str) -> Predicate:
 def compile_query(query: Query, catalog: Catalog, *, today: date) -> Plan:
     c = _Compiler(query, catalog, today)
     projection = c.projection(query.fields) if query.fields is not None else None
+    columns = c.flat_columns(query.fields) if query.fields is not None else ()
     predicate = c.condition(query.where) if query.where is not None else None
     order = c.order()
     offset = query.offset or 0
     if offset > MAX_OFFSET:
         raise MalformedQuery(f"Maximum SOQL offset allowed is {MAX_OFFSET}")
-    return Plan(c.root.name, catalog.table(c.root.name), predicate, order, query.limit, offset, projection)
+    return Plan(c.root.name, catalog.table(c.root.name), predicate, order, query.limit, offset, projection, columns)

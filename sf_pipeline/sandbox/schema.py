@@ -14,6 +14,8 @@ STRING_TYPES = frozenset(
     {"string", "picklist", "multipicklist", "email", "phone", "url", "textarea", "id", "reference"}
 )
 NUMBER_TYPES = frozenset({"int", "double", "currency", "percent"})
+# Compound fields: read-only structured values made of their component fields.
+COMPOUND_TYPES = frozenset({"address", "location"})
 
 
 @dataclass(frozen=True)

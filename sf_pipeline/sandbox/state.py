@@ -23,18 +23,20 @@ from __future__ import annotations
 import random
 import secrets
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sf_pipeline.sandbox import ids
 from sf_pipeline.sandbox.auth import Auth, AuthSettings, ConnectedApp, Grant, User
+from sf_pipeline.sandbox.bulk_jobs import BulkJob, BulkJobs
 from sf_pipeline.sandbox.clock import OrgClock, format_datetime, parse_datetime
 from sf_pipeline.sandbox.cursors import Cursors
 from sf_pipeline.sandbox.errors import MalformedQuery, RequestLimitExceeded
 from sf_pipeline.sandbox.faults import Counters, EndpointKind, Fault, FaultKind, Faults
 from sf_pipeline.sandbox.field_values import coerce
+from sf_pipeline.sandbox.latency import PROFILES, LatencyProfile
 from sf_pipeline.sandbox.planner import Plan, compile_query
 from sf_pipeline.sandbox.records_json import render_record_dicts
 from sf_pipeline.sandbox.schema import FieldDef, ObjectSchema, standard_schemas
@@ -118,6 +120,8 @@ class Org:
         self.counters = Counters()
         self.cursors = Cursors(self.clock)
         self.query_settings = QuerySettings()
+        self.bulk = BulkJobs()
+        self.latency: LatencyProfile = PROFILES["none"]
 
     # -- catalog (used by the SOQL planner) ---------------------------------------------------------
 
@@ -154,6 +158,55 @@ class Org:
     def run(self, plan: Plan, *, include_deleted: bool) -> list[int]:
         with self._lock:
             return plan.rows(include_deleted=include_deleted)
+
+    def snapshot(self, plan: Plan, rows: Sequence[int]) -> list[list[Any]]:
+        """The selected fields' current values for ``rows``, column by column (Bulk results)."""
+        with self._lock:
+            return [list(map(column.get, rows)) for column in plan.columns]
+
+    def now_text(self) -> str:
+        return format_datetime(self.clock.now().replace(microsecond=0))
+
+    @property
+    def user_id(self) -> str:
+        return self.auth.user.user_id
+
+    # -- Bulk API 2.0 query jobs (the jobs themselves: ``self.bulk``) ------------------------------
+
+    def fail_next_bulk_job(self, message: str) -> None:
+        """The next query job created ends ``Failed`` with ``errorMessage`` ``message``."""
+        self.bulk.fail_next(message)
+
+    def fail_bulk_job(self, job_id: str, message: str) -> BulkJob:
+        return self.bulk.fail(self, job_id, message)
+
+    def expire_bulk_locator(self, job_id: str, locator: str | None = None) -> None:
+        """Results requests with ``locator`` (or any locator, with None) answer INVALID_QUERY_LOCATOR."""
+        self.bulk.expire_locator(job_id, locator)
+
+    def set_bulk_processing_time(
+        self, *, fixed_seconds: float | None = None, per_record_seconds: float | None = None
+    ) -> None:
+        self.bulk.set_processing_time(fixed_seconds=fixed_seconds, per_record_seconds=per_record_seconds)
+
+    def bulk_settings(self) -> dict[str, Any]:
+        s = self.bulk.settings
+        return {
+            "fixed_seconds": s.fixed_seconds,
+            "per_record_seconds": s.per_record_seconds,
+            "limits": self.bulk.limits(),
+        }
+
+    def set_latency_profile(self, name: str) -> LatencyProfile:
+        """``none`` (answer as fast as possible) or ``salesforce`` (server-side time of a real org's order)."""
+        if name not in PROFILES:
+            raise ValueError(f"unknown latency profile {name!r}; expected one of {', '.join(PROFILES)}")
+        self.latency = PROFILES[name]
+        self.bulk.set_processing_time(
+            fixed_seconds=self.latency.bulk_job_fixed_seconds,
+            per_record_seconds=self.latency.bulk_job_per_record_seconds,
+        )
+        return self.latency
 
     def count_rows(self, plan: Plan, *, include_deleted: bool) -> int:
         with self._lock:

@@ -64,9 +64,15 @@ def content_digest(email: Any, phone: Any, timezone: Any, locale: Any, data: str
 def _digest(email: Any, phone: Any, timezone: Any, locale: Any, data: str) -> str:
     """``content_digest`` with its join unrolled: the same bytes, hashed the same way."""
     payload = (
-        ("" if email is None else str(email)) + "\x1f" + ("" if phone is None else str(phone)) + "\x1f"
-        + ("" if timezone is None else str(timezone)) + "\x1f" + ("" if locale is None else str(locale))
-        + "\x1f" + str(data)
+        ("" if email is None else str(email))
+        + "\x1f"
+        + ("" if phone is None else str(phone))
+        + "\x1f"
+        + ("" if timezone is None else str(timezone))
+        + "\x1f"
+        + ("" if locale is None else str(locale))
+        + "\x1f"
+        + str(data)
     )
     return _md5(payload.encode(), usedforsecurity=False).hexdigest()
 
@@ -87,8 +93,17 @@ def data_encoder() -> Callable[[Any], str]:
         return _DATA_ENCODER.encode
     markers: dict[int, Any] = {}
     encoder = _DATA_ENCODER
-    iterencode = make_encoder(markers, encoder.default, json.encoder.encode_basestring, None,
-                              encoder.key_separator, encoder.item_separator, True, False, True)
+    iterencode = make_encoder(
+        markers,
+        encoder.default,
+        json.encoder.encode_basestring,
+        None,
+        encoder.key_separator,
+        encoder.item_separator,
+        True,
+        False,
+        True,
+    )
 
     def encode(data: Any) -> str:
         if isinstance(data, str):
@@ -114,8 +129,16 @@ def parse_modified(value: str) -> datetime:
     """``parse_sf_datetime``, without ``strptime`` for the format Salesforce always sends."""
     if type(value) is str and _SF_DATETIME.fullmatch(value):
         try:
-            return datetime(int(value[0:4]), int(value[5:7]), int(value[8:10]), int(value[11:13]),
-                            int(value[14:16]), int(value[17:19]), int(value[20:23]) * 1000, UTC)
+            return datetime(
+                int(value[0:4]),
+                int(value[5:7]),
+                int(value[8:10]),
+                int(value[11:13]),
+                int(value[14:16]),
+                int(value[17:19]),
+                int(value[20:23]) * 1000,
+                UTC,
+            )
         except ValueError:
             pass
     return parse_sf_datetime(value)
@@ -129,8 +152,16 @@ def surely_valid(schema: Any, columns: Mapping[str, pa.Array | pa.ChunkedArray])
     ``str_matches`` (Arrow's RE2 ``$`` is stricter than Python's), ``str_length`` and ``isin``;
     a schema using anything else is always handed to pandera."""
     try:
-        if schema.strict or schema.checks or schema.unique or schema.coerce or schema.index is not None or \
-                schema.ordered or schema.dtype is not None or schema.drop_invalid_rows:
+        if (
+            schema.strict
+            or schema.checks
+            or schema.unique
+            or schema.coerce
+            or schema.index is not None
+            or schema.ordered
+            or schema.dtype is not None
+            or schema.drop_invalid_rows
+        ):
             return False
         for name, column in schema.columns.items():
             values = columns.get(name)
@@ -206,9 +237,7 @@ class ExistingUsers:
         self.project_id = project_id
         self.any = bool(
             session.scalar(
-                select(
-                    exists().where(User.integration_id == integration_id, User.source_object == object_name)
-                )
+                select(exists().where(User.integration_id == integration_id, User.source_object == object_name))
             )
         )
         self._query = select(User.external_id, User.content_hash, User.source_modified_at, User.deleted).where(
@@ -251,8 +280,15 @@ def diff_object(
     object_name = extracted.object_name
     writer = ChunkWriter(out_dir, f"changes-{object_name}", CHANGE_SCHEMA)
     try:
-        counts = _diff_into(writer, extracted, integration=integration, mapping=mapping, existing=existing,
-                            warnings=warnings, on_chunk=on_chunk)
+        counts = _diff_into(
+            writer,
+            extracted,
+            integration=integration,
+            mapping=mapping,
+            existing=existing,
+            warnings=warnings,
+            on_chunk=on_chunk,
+        )
     except BaseException:
         writer.abort()  # no change chunk lands after the stage has failed
         raise
@@ -286,8 +322,11 @@ def _diff_into(
             counts.invalid_records += len(bad)
             for i in sorted(bad)[: max(0, MAX_WARNING_SAMPLES - len(warnings))]:
                 warnings.append({"object": object_name, "reason": "invalid record", "id": str(ids[i])})
-        stored = existing.lookup([prefix + sf_id for i, sf_id in enumerate(ids) if i not in bad] if bad else
-                                 [prefix + sf_id for sf_id in ids])
+        stored = existing.lookup(
+            [prefix + sf_id for i, sf_id in enumerate(ids) if i not in bad]
+            if bad
+            else [prefix + sf_id for sf_id in ids]
+        )
         del ids
         encode_data = data_encoder()
         out: list[tuple[Any, ...]] = []
@@ -310,8 +349,14 @@ def _diff_into(
                 counts.invalid_values += len(user.warnings)
                 for w in user.warnings[: max(0, MAX_WARNING_SAMPLES - len(warnings))]:
                     warnings.append(
-                        {"object": object_name, "id": sf_id, "property": w.property, "field": w.field,
-                         "reason": w.reason, "value": w.value}
+                        {
+                            "object": object_name,
+                            "id": sf_id,
+                            "property": w.property,
+                            "field": w.field,
+                            "reason": w.reason,
+                            "value": w.value,
+                        }
                     )
             data = encode_data(user.data)
             email, phone, timezone, locale = user.email, user.phone, user.timezone, user.locale
@@ -340,8 +385,12 @@ def _diff_into(
             if not _user_rows_surely_valid(checked):
                 check_user_rows(pd.DataFrame(checked))
             writer.append_columns(
-                {**checked, "source_object": [object_name] * n_changes, "source_modified_at": columns[9],
-                 "content_hash": columns[10]},
+                {
+                    **checked,
+                    "source_object": [object_name] * n_changes,
+                    "source_modified_at": columns[9],
+                    "content_hash": columns[10],
+                },
                 n_changes,
             )
         if on_chunk:

@@ -27,9 +27,7 @@ class QueryPageLike(Protocol):
 
 
 class RecordSource(Protocol):
-    def query_pages(
-        self, soql: str, *, include_deleted: bool = False, batch_size: int = PAGE_SIZE
-    ) -> Any: ...
+    def query_pages(self, soql: str, *, include_deleted: bool = False, batch_size: int = PAGE_SIZE) -> Any: ...
 
 
 def field_type(describe: Callable[[str], ObjectDescribe], object_name: str, path: str) -> str:

@@ -88,12 +88,35 @@ log = logging.getLogger("sf_pipeline.sync")
 ANALYZE_AFTER_ROWS = 10_000
 ANALYZE_FRACTION = 0.2
 
-_UPDATED = ("email", "phone", "timezone", "locale", "data", "updated_at", "integration_id", "source_object",
-            "source_id", "source_modified_at", "deleted", "content_hash")
+_UPDATED = (
+    "email",
+    "phone",
+    "timezone",
+    "locale",
+    "data",
+    "updated_at",
+    "integration_id",
+    "source_object",
+    "source_id",
+    "source_modified_at",
+    "deleted",
+    "content_hash",
+)
 
 # The columns a change chunk carries into ``users`` (everything but ``action``), in chunk order.
-_CHUNK_COLUMNS = ("external_id", "email", "phone", "timezone", "locale", "data", "source_object", "source_id",
-                  "source_modified_at", "deleted", "content_hash")
+_CHUNK_COLUMNS = (
+    "external_id",
+    "email",
+    "phone",
+    "timezone",
+    "locale",
+    "data",
+    "source_object",
+    "source_id",
+    "source_modified_at",
+    "deleted",
+    "content_hash",
+)
 _INSERTED = ("project_id", "integration_id", "created_at", "updated_at", *_CHUNK_COLUMNS)
 
 # PostgreSQL: how many chunks are written at once (when they are independent).
@@ -106,8 +129,10 @@ _stage = Table(
     MetaData(),
     Column("ord", BigInteger),
     Column("id", BigInteger),
-    *(Column(name, DateTime if name == "source_modified_at" else Boolean if name == "deleted" else Text)
-      for name in _CHUNK_COLUMNS),
+    *(
+        Column(name, DateTime if name == "source_modified_at" else Boolean if name == "deleted" else Text)
+        for name in _CHUNK_COLUMNS
+    ),
 )
 _STAGE_DDL = (
     f"CREATE TEMPORARY TABLE {_STAGE} (ord bigint, id bigint, "
@@ -129,8 +154,7 @@ def _on_conflict(stmt: Any) -> Any:
     return stmt.on_conflict_do_update(
         index_elements=["project_id", "external_id"],
         set_={name: stmt.excluded[name] for name in _UPDATED},
-        where=_write.c.source_modified_at.is_(None)
-        | (_write.c.source_modified_at <= stmt.excluded.source_modified_at),
+        where=_write.c.source_modified_at.is_(None) | (_write.c.source_modified_at <= stmt.excluded.source_modified_at),
     )
 
 
@@ -148,10 +172,21 @@ def apply_chunks(
     stamp = (now or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)
     with session_factory() as session:
         dialect = session.get_bind().dialect.name
-    if (dialect == "postgresql" and PG_WRITERS > 1 and len(chunk_paths) > 1 and _ids_drawable(session_factory)
-            and _independent(chunk_paths)):
-        sent = _apply_side_by_side(session_factory, chunk_paths, project_id=project_id,
-                                   integration_id=integration_id, stamp=stamp, on_chunk=on_chunk)
+    if (
+        dialect == "postgresql"
+        and PG_WRITERS > 1
+        and len(chunk_paths) > 1
+        and _ids_drawable(session_factory)
+        and _independent(chunk_paths)
+    ):
+        sent = _apply_side_by_side(
+            session_factory,
+            chunk_paths,
+            project_id=project_id,
+            integration_id=integration_id,
+            stamp=stamp,
+            on_chunk=on_chunk,
+        )
     else:
         sent = 0
         for table in read_chunks(chunk_paths):
@@ -176,10 +211,12 @@ def _ids_drawable(session_factory: Callable[[], Any]) -> bool:
     """``users.id`` takes its default from a sequence we may draw from and accepts explicit values
     (serial, or an identity column ``BY DEFAULT``)."""
     with session_factory() as session:
-        found = session.execute(text(
-            "SELECT pg_get_serial_sequence('users', 'id') IS NOT NULL, a.attidentity <> 'a' FROM pg_attribute a "
-            "WHERE a.attrelid = to_regclass('users') AND a.attname = 'id'"
-        )).first()
+        found = session.execute(
+            text(
+                "SELECT pg_get_serial_sequence('users', 'id') IS NOT NULL, a.attidentity <> 'a' FROM pg_attribute a "
+                "WHERE a.attrelid = to_regclass('users') AND a.attname = 'id'"
+            )
+        ).first()
     return found is not None and bool(found[0]) and bool(found[1])
 
 
@@ -230,8 +267,9 @@ def _apply_side_by_side(
                 settle(PG_WRITERS - 1)
                 n = pq.read_metadata(path).num_rows
                 ids = _draw_ids(session_factory, n) if n else []
-                in_flight.append((n, pool.submit(_write_chunk, session_factory, path, ids, project_id,
-                                                 integration_id, stamp)))
+                in_flight.append(
+                    (n, pool.submit(_write_chunk, session_factory, path, ids, project_id, integration_id, stamp))
+                )
             settle(0)
         except BaseException:
             for _, pending in in_flight:
@@ -243,16 +281,26 @@ def _apply_side_by_side(
 def _draw_ids(session_factory: Callable[[], Any], n: int) -> list[int]:
     """The next ``n`` values of ``users.id``'s sequence, as ``n`` row-by-row inserts would draw them."""
     with session_factory() as session:
-        drawn = session.execute(
-            text("SELECT nextval(pg_get_serial_sequence('users', 'id')) FROM generate_series(1, :n) AS g(i) "
-                 "ORDER BY g.i"),
-            {"n": n},
-        ).scalars().all()
+        drawn = (
+            session.execute(
+                text(
+                    "SELECT nextval(pg_get_serial_sequence('users', 'id')) FROM generate_series(1, :n) AS g(i) "
+                    "ORDER BY g.i"
+                ),
+                {"n": n},
+            )
+            .scalars()
+            .all()
+        )
     return sorted(int(v) for v in drawn)
 
 
 def _write_chunk(
-    session_factory: Callable[[], Any], path: str, ids: list[int], project_id: int, integration_id: int,
+    session_factory: Callable[[], Any],
+    path: str,
+    ids: list[int],
+    project_id: int,
+    integration_id: int,
     stamp: datetime,
 ) -> None:
     table = pq.read_table(path)
@@ -300,8 +348,13 @@ def _naive_utc(column: pa.ChunkedArray) -> pa.ChunkedArray:
 
 
 def _copy_upsert(
-    session: Session, table: pa.Table, project_id: int, integration_id: int, stamp: datetime,
-    *, ids: list[int] | None = None,
+    session: Session,
+    table: pa.Table,
+    project_id: int,
+    integration_id: int,
+    stamp: datetime,
+    *,
+    ids: list[int] | None = None,
 ) -> None:
     """One chunk: COPY into the staging table, then one INSERT ... SELECT in chunk order. With
     ``ids``, row i is proposed with ``ids[i]`` instead of the column's default (the same value)."""
@@ -323,9 +376,7 @@ def _copy_upsert(
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(_STAGE_DDL)
-        cursor.copy_expert(
-            f"COPY {_STAGE} (ord, id, {', '.join(_CHUNK_COLUMNS)}) FROM STDIN WITH (FORMAT csv)", buffer
-        )
+        cursor.copy_expert(f"COPY {_STAGE} (ord, id, {', '.join(_CHUNK_COLUMNS)}) FROM STDIN WITH (FORMAT csv)", buffer)
     finally:
         cursor.close()
     source = _stage

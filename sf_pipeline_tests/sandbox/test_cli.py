@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from sf_pipeline.cli.sandbox import app
 
-KEYS = {"login_url", "instance_url", "ca_bundle", "client_id", "client_secret", "username", "password"}
+KEYS = {"login_url", "instance_url", "ca_bundle", "client_id", "client_secret", "username", "password", "latency_profile"}
 
 
 @contextmanager
