@@ -198,12 +198,14 @@ def _fetch_page(sf: Salesforce, job_id: str, locator: str | None, max_records: i
                 ValueError) as exc:
             if isinstance(exc, requests.RequestException | urllib3.exceptions.HTTPError | ConnectionError):
                 raise map_error(exc) from exc  # a dropped connection: transient, the page is fetched again
-            raise IncompletePage(f"Bulk API results page of job {job_id} could not be read: {exc}") from exc
+            # pyarrow quotes the offending row after ': "'; records' values stay out of logs.
+            reason = str(exc).split(': "', 1)[0]
+            raise IncompletePage(f"Bulk API results page of job {job_id} is incomplete or malformed ({reason})") from exc
     if not body.complete:
-        raise IncompletePage(f"Bulk API results page of job {job_id} ended mid-record (body cut short)")
+        raise IncompletePage(f"Bulk API results page of job {job_id} is incomplete (the body ends mid-record)")
     if expected is not None and int(expected) != table.num_rows:
         raise IncompletePage(
-            f"Bulk API results page of job {job_id} has {table.num_rows} records, "
+            f"Bulk API results page of job {job_id} is incomplete: {table.num_rows} records, "
             f"Sforce-NumberOfRecords says {expected}"
         )
     return ResultPage(table=table, locator=None if next_locator in (None, "", "null") else next_locator)
