@@ -200,7 +200,9 @@ def _fetch_page(sf: Salesforce, job_id: str, locator: str | None, max_records: i
                 raise map_error(exc) from exc  # a dropped connection: transient, the page is fetched again
             # pyarrow quotes the offending row after ': "'; records' values stay out of logs.
             reason = str(exc).split(': "', 1)[0]
-            raise IncompletePage(f"Bulk API results page of job {job_id} is incomplete or malformed ({reason})") from exc
+            raise IncompletePage(
+                f"Bulk API results page of job {job_id} is incomplete or malformed ({reason})"
+            ) from exc
     if not body.complete:
         raise IncompletePage(f"Bulk API results page of job {job_id} is incomplete (the body ends mid-record)")
     if expected is not None and int(expected) != table.num_rows:

@@ -117,9 +117,8 @@ def test_a_query_bulk_api_2_refuses_is_reported_as_not_created(
     from sf_pipeline.salesforce.bulk import BulkQueryClient
     from sf_pipeline.salesforce.errors import SalesforceError
 
-    with bulk_pipeline.services.open_client("acme") as client:
-        with pytest.raises(SalesforceError) as refused:
-            BulkQueryClient(client).create(soql)
+    with bulk_pipeline.services.open_client("acme") as client, pytest.raises(SalesforceError) as refused:
+        BulkQueryClient(client).create(soql)
     assert refused.value.status == 400
     assert refused.value.error_code in ("INVALIDJOB", "API_ERROR")
     assert sandbox.org.bulk.jobs(sandbox.org) == []
@@ -186,7 +185,7 @@ def test_quota_exhausted_mid_job_fails_the_sync_cleanly(
 
     def exhaust(object_name: str, _job: str) -> None:
         if object_name == "Lead":  # both jobs exist; the next call (Contact's first poll) is refused
-            used, quota = sandbox.org.api_usage()
+            _used, quota = sandbox.org.api_usage()
             sandbox.org.set_api_quota(used=quota)
 
     when_job_created(monkeypatch, exhaust, times=2)
@@ -207,7 +206,7 @@ def test_quota_exhausted_mid_job_fails_the_sync_cleanly(
     assert again["apis"] == {"Lead": "bulk", "Contact": "bulk"}
     for job_id in left:  # aborted, or (finished meanwhile) left alone: never read again
         assert f"Aborted Bulk API job {job_id}" in messages(caplog) or \
-            f"Bulk API job {job_id} (" in messages(caplog) and "its results are ignored" in messages(caplog)
+            (f"Bulk API job {job_id} (" in messages(caplog) and "its results are ignored" in messages(caplog))
     assert again["fetched"] == first["fetched"], "nothing counted twice"
     assert again["created"] == 0
     assert open_jobs(bulk_pipeline) == []
