@@ -7,7 +7,6 @@ Error to Active. Inactive (paused) and Incomplete are never changed by a run.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -15,7 +14,7 @@ from sqlalchemy.orm import Session
 from sf_pipeline.errors import UserError
 from sf_pipeline.events import EventType, record_event
 from sf_pipeline.storage.models import Integration, IntegrationStatus, SyncRun, SyncState
-from sf_pipeline.sync.manifests import ChangeManifest
+from sf_pipeline.sync.manifests import ChangeManifest, SyncSummary
 
 
 class SetupIncompleteError(UserError):
@@ -47,7 +46,7 @@ def sync_states(session: Session, integration: Integration) -> dict[str, SyncSta
 
 def complete_run(
     session: Session, integration: Integration, changes: ChangeManifest, *, now: datetime, duration_s: float
-) -> dict[str, Any]:
+) -> SyncSummary:
     """Move watermarks and status in the same transaction that marks the run succeeded."""
     extract = changes.extract
     states = sync_states(session, integration)
@@ -62,7 +61,7 @@ def complete_run(
         if obj.full:
             state.last_full_sync_at = now
     counts = changes.counts
-    summary = summary_counts(changes, duration_s=duration_s)
+    summary = SyncSummary.of(changes, duration_s=duration_s)
     integration.last_synced_at = now
     integration.consecutive_failures = 0
     integration.last_error = None
@@ -73,7 +72,7 @@ def complete_run(
     if run is not None:
         run.status = "succeeded"
         run.finished_at = now
-        run.counts = summary
+        run.counts = summary.as_dict()
     details = {"warnings": changes.warnings} if changes.warnings else {}
     if counts.created:
         record_event(session, integration, EventType.RECORDS_IMPORTED, run_id=extract.run_id, at=now,
@@ -82,7 +81,7 @@ def complete_run(
         record_event(session, integration, EventType.RECORDS_UPDATED, run_id=extract.run_id, at=now,
                      counts={"updated": counts.updated, "deleted": counts.deleted})
     record_event(session, integration, EventType.SYNC_COMPLETED, run_id=extract.run_id, at=now,
-                 counts=summary, duration_s=duration_s, details=details)
+                 counts=summary.as_dict(), duration_s=duration_s, details=details)
     return summary
 
 
@@ -100,29 +99,3 @@ def fail_run(
         integration.status = IntegrationStatus.ERROR.value
     record_event(session, integration, EventType.SYNC_FAILED, run_id=run_id, at=now, error=error,
                  duration_s=duration_s)
-
-
-def summary_counts(changes: ChangeManifest, *, duration_s: float) -> dict[str, Any]:
-    counts = changes.counts
-    extract = changes.extract
-    watermarks = {
-        o.object_name: {
-            "before": o.watermark_before.isoformat() if o.watermark_before else None,
-            "after": o.watermark_after.isoformat() if o.watermark_after else None,
-            "full": o.full,
-        }
-        for o in extract.objects
-    }
-    return {
-        "fetched": extract.fetched,
-        "created": counts.created,
-        "updated": counts.updated,
-        "unchanged": counts.unchanged,
-        "deleted": counts.deleted,
-        "skipped": counts.skipped,
-        "invalid_values": counts.invalid_values,
-        "invalid_records": counts.invalid_records,
-        "api_calls": extract.api_calls,
-        "duration_s": round(duration_s, 3),
-        "watermarks": watermarks,
-    }
