@@ -1,7 +1,5 @@
-"""What a sync run records around its work: the run row, log events, status and watermarks.
-
-Status rules (the operations page): a failed sync sets Error; the next successful sync returns
-Error to Active. Inactive (paused) and Incomplete are never changed by a run.
+"""What a sync run records around its work: the run row, log events and watermarks, and the
+status change ``sf_pipeline.lifecycle`` rules for a success or a failure.
 """
 
 from __future__ import annotations
@@ -11,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from sf_pipeline import lifecycle
 from sf_pipeline.errors import UserError
 from sf_pipeline.events import EventType, record_event
 from sf_pipeline.storage.models import Integration, IntegrationStatus, SyncRun, SyncState
@@ -62,12 +61,8 @@ def complete_run(
             state.last_full_sync_at = now
     counts = changes.counts
     summary = SyncSummary.of(changes, duration_s=duration_s)
-    integration.last_synced_at = now
-    integration.consecutive_failures = 0
-    integration.last_error = None
+    lifecycle.sync_succeeded(integration, now=now)
     integration.full_sync_requested = False
-    if integration.status == IntegrationStatus.ERROR.value:
-        integration.status = IntegrationStatus.ACTIVE.value
     run = session.get(SyncRun, extract.run_id)
     if run is not None:
         run.status = "succeeded"
@@ -93,9 +88,6 @@ def fail_run(
         run.status = "failed"
         run.finished_at = now
         run.error = error
-    integration.consecutive_failures = (integration.consecutive_failures or 0) + 1
-    integration.last_error = error
-    if integration.status in (IntegrationStatus.ACTIVE.value, IntegrationStatus.ERROR.value):
-        integration.status = IntegrationStatus.ERROR.value
+    lifecycle.sync_failed(integration, error)
     record_event(session, integration, EventType.SYNC_FAILED, run_id=run_id, at=now, error=error,
                  duration_s=duration_s)
