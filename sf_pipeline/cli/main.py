@@ -6,7 +6,6 @@ from __future__ import annotations
 import sys
 
 import typer
-from typer._click.exceptions import ClickException  # typer vendors its own copy of click
 
 from sf_pipeline.cli.output import errors
 
@@ -49,17 +48,11 @@ def main(argv: list[str] | None = None) -> None:
     from sf_pipeline.errors import UserError
 
     try:
-        app(args=argv, standalone_mode=False)
+        # Standalone mode: click itself shows usage errors (exit 2), handles Abort and Exit; the
+        # exceptions it does not know (ours) come through.
+        app(args=argv)
     except UserError as exc:
         errors.print(f"[bold red]Error:[/] {exc}", highlight=False)
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        errors.print("Aborted.")
-        sys.exit(130)
-    except ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except typer.Exit as exc:
         sys.exit(exc.exit_code)
 
 

@@ -129,14 +129,14 @@ def spotzee_users(
 ) -> dg.MaterializeResult[Any]:
     summary = guarded(context, sf_pipeline, lambda: service.upsert(sf_pipeline.services(), user_changes))
     context.log.info(
-        f"Sync completed: {summary['created']} created, {summary['updated']} updated, "
-        f"{summary['unchanged']} unchanged, {summary['deleted']} deleted, "
-        f"{summary['invalid_values']} invalid values dropped"
+        f"Sync completed: {summary.created} created, {summary.updated} updated, "
+        f"{summary.unchanged} unchanged, {summary.deleted} deleted, "
+        f"{summary.invalid_values} invalid values dropped"
     )
-    watermarks = summary.pop("watermarks")
+    watermarks = summary.as_dict()["watermarks"]
     return dg.MaterializeResult(
         metadata={
-            **summary,
+            **summary.counts(),
             "watermark_before": dg.MetadataValue.json({k: v["before"] for k, v in watermarks.items()}),
             "watermark_after": dg.MetadataValue.json({k: v["after"] for k, v in watermarks.items()}),
         }

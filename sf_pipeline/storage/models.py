@@ -16,12 +16,15 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Column,
     DateTime,
     Float,
     ForeignKey,
     Index,
     Integer,
+    MetaData,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -87,7 +90,6 @@ class Integration(Base):
     last_attempt_at: Mapped[datetime | None] = mapped_column(nullable=True)
     activated_at: Mapped[datetime | None] = mapped_column(nullable=True)
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
-    retry_after: Mapped[datetime | None] = mapped_column(nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -269,3 +271,20 @@ class User(Base):
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     # Digest of the mapped values last written: the diff compares digests, not whole rows.
     content_hash: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+# The upsert's staging table on PostgreSQL: a change chunk is COPYed here, then merged into
+# ``users`` by one INSERT ... SELECT. Temporary (each session its own), dropped when the chunk's
+# transaction commits; never part of the schema the migrations own, hence its own MetaData.
+USERS_STAGE_COLUMNS = ("external_id", "email", "phone", "timezone", "locale", "data", "source_object", "source_id",
+                       "source_modified_at", "deleted", "content_hash")
+users_stage = Table(
+    "sf_pipeline_users_stage",
+    MetaData(),
+    Column("ord", BigInteger),
+    Column("id", BigInteger),
+    *(Column(name, DateTime if name == "source_modified_at" else Boolean if name == "deleted" else Text)
+      for name in USERS_STAGE_COLUMNS),
+    prefixes=["TEMPORARY"],
+    postgresql_on_commit="DROP",
+)

@@ -31,17 +31,17 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from sf_pipeline.mapping import ResolvedMapping
 from sf_pipeline.salesforce.bulk import BulkJobFailed, BulkQueryClient, salesforce_datetimes
 from sf_pipeline.salesforce.client import QueryPage, SalesforceClient
-from sf_pipeline.salesforce.describe import DATETIME_TYPES, ObjectDescribe
+from sf_pipeline.salesforce.describe import DATETIME_TYPES
 from sf_pipeline.salesforce.errors import ApiLimitError, AuthenticationError, SalesforceError
 from sf_pipeline.sync.api_choice import BULK_THRESHOLD, ApiChoice, choose_by_estimate, choose_up_front
-from sf_pipeline.sync.chunks import ChunkWriter
-from sf_pipeline.sync.extract import PAGE_SIZE, ProgressCallback, arrow_schema, extract_object, field_type
+from sf_pipeline.sync.chunks import DEFAULT_ROWS_PER_CHUNK
+from sf_pipeline.sync.extract import PAGE_SIZE, RestBatches, arrow_schema, extract_object
 from sf_pipeline.sync.manifests import ExtractedObject
-from sf_pipeline.sync.plan import ObjectPlan, parse_sf_datetime
+from sf_pipeline.sync.plan import ObjectPlan
 
 log = logging.getLogger("sf_pipeline.sync")
 
@@ -59,7 +59,8 @@ class ExtractOptions:
     api: str = "auto"
     bulk_threshold: int = BULK_THRESHOLD
     page_size: int = PAGE_SIZE
-    on_page: ProgressCallback | None = None
+    rows_per_chunk: int = DEFAULT_ROWS_PER_CHUNK
+    on_page: Callable[[int], None] | None = None
     on_total: Callable[[int], None] | None = None
 
 
@@ -81,18 +82,17 @@ def abort_leftover_jobs(bulk: BulkQueryClient, leftovers: Sequence[Any], forget:
 def extract_objects(
     client: SalesforceClient,
     bulk: BulkQueryClient,
-    plans: Sequence[ObjectPlan],
+    plans: Sequence[tuple[ObjectPlan, ResolvedMapping]],
     *,
-    describe: Callable[[str], ObjectDescribe],
     out_dir: Path,
     journal: Journal,
     options: ExtractOptions,
 ) -> list[ExtractedObject]:
     """Extract every planned object with the API chosen for it (see ``sf_pipeline.sync.api_choice``)."""
-    choices = {plan.object_name: choose_up_front(options.api, plan) for plan in plans}
+    choices = {plan.object_name: choose_up_front(options.api, plan) for plan, _ in plans}
     jobs: dict[str, str] = {}
     fallbacks: dict[str, str] = {}
-    for plan in plans:  # start every Bulk job first: Salesforce works on them side by side
+    for plan, _ in plans:  # start every Bulk job first: Salesforce works on them side by side
         choice = choices[plan.object_name]
         if choice is not None and choice.api == "bulk":
             job_id, failure = _start_job(bulk, plan, journal)
@@ -101,22 +101,21 @@ def extract_objects(
             else:
                 fallbacks[plan.object_name] = failure or "unknown"
     results = []
-    for plan in plans:
+    for plan, mapping in plans:
         name = plan.object_name
         choice = choices[name]
         if name in jobs:
             assert choice is not None
-            results.append(_bulk_or_fallback(client, bulk, plan, jobs[name], choice, describe=describe,
-                                             out_dir=out_dir, journal=journal, options=options))
+            results.append(_bulk_or_fallback(client, bulk, plan, mapping, jobs[name], choice, out_dir=out_dir,
+                                             journal=journal, options=options))
         elif name in fallbacks:
-            results.append(_rest(client, plan, None, describe=describe, out_dir=out_dir, options=options,
+            results.append(_rest(client, plan, mapping, out_dir=out_dir, options=options,
                                  reason=_fallback_reason(fallbacks[name])))
         elif choice is not None:
-            results.append(_rest(client, plan, None, describe=describe, out_dir=out_dir, options=options,
-                                 reason=choice.reason))
+            results.append(_rest(client, plan, mapping, out_dir=out_dir, options=options, reason=choice.reason))
         else:
-            results.append(_estimate_then_extract(client, bulk, plan, describe=describe, out_dir=out_dir,
-                                                  journal=journal, options=options))
+            results.append(_estimate_then_extract(client, bulk, plan, mapping, out_dir=out_dir, journal=journal,
+                                                  options=options))
     return results
 
 
@@ -124,8 +123,8 @@ def _estimate_then_extract(
     client: SalesforceClient,
     bulk: BulkQueryClient,
     plan: ObjectPlan,
+    mapping: ResolvedMapping,
     *,
-    describe: Callable[[str], ObjectDescribe],
     out_dir: Path,
     journal: Journal,
     options: ExtractOptions,
@@ -136,21 +135,21 @@ def _estimate_then_extract(
     first = next(pages)
     choice = choose_by_estimate(first.total_size, options.bulk_threshold)
     if choice.api == "rest":
-        return _rest(client, plan, _Replay(first, pages), describe=describe, out_dir=out_dir, options=options,
-                     reason=choice.reason)
+        return _rest(_Replay(first, pages), plan, mapping, out_dir=out_dir, options=options, reason=choice.reason)
     pages.close()
     job_id, failure = _start_job(bulk, plan, journal)
     if job_id is None:
-        return _rest(client, plan, None, describe=describe, out_dir=out_dir, options=options,
+        return _rest(client, plan, mapping, out_dir=out_dir, options=options,
                      reason=_fallback_reason(failure or "unknown"))
-    return _bulk_or_fallback(client, bulk, plan, job_id, choice, describe=describe, out_dir=out_dir,
-                             journal=journal, options=options)
+    return _bulk_or_fallback(client, bulk, plan, mapping, job_id, choice, out_dir=out_dir, journal=journal,
+                             options=options)
 
 
 def _start_job(bulk: BulkQueryClient, plan: ObjectPlan, journal: Journal) -> tuple[str | None, str | None]:
     try:
         job = bulk.create(plan.soql(ordered=False), include_deleted=True)
-    except _FATAL:
+    except _FATAL as exc:
+        log.error("%s: Bulk API 2.0 job not created: %s", plan.object_name, exc.message)
         raise
     except SalesforceError as exc:
         log.warning("%s: Bulk API 2.0 job not created (%s); falling back to REST", plan.object_name, exc.message)
@@ -167,17 +166,17 @@ def _bulk_or_fallback(
     client: SalesforceClient,
     bulk: BulkQueryClient,
     plan: ObjectPlan,
+    mapping: ResolvedMapping,
     job_id: str,
     choice: ApiChoice,
     *,
-    describe: Callable[[str], ObjectDescribe],
     out_dir: Path,
     journal: Journal,
     options: ExtractOptions,
 ) -> ExtractedObject:
     try:
-        result = extract_bulk(bulk, job_id, plan, describe=describe, out_dir=out_dir, on_page=options.on_page,
-                              on_total=options.on_total)
+        result = extract_bulk(bulk, job_id, plan, mapping, out_dir=out_dir, rows_per_chunk=options.rows_per_chunk,
+                              on_page=options.on_page, on_total=options.on_total)
     except _FATAL as exc:
         log.error("%s: Bulk API 2.0 job %s stopped: %s", plan.object_name, job_id, exc.message)
         _abort_quietly(bulk, job_id, journal)
@@ -186,7 +185,8 @@ def _bulk_or_fallback(
         log.warning("%s: Bulk API 2.0 job %s failed (%s); falling back to REST", plan.object_name, job_id,
                     exc.message)
         _abort_quietly(bulk, job_id, journal)
-        return _rest(client, plan, None, describe=describe, out_dir=out_dir, options=options,
+        _remove_chunks(out_dir, plan.object_name)
+        return _rest(client, plan, mapping, out_dir=out_dir, options=options,
                      reason=_fallback_reason(f"job {job_id}: {exc.message}"))
     except BaseException:
         _abort_quietly(bulk, job_id, journal)
@@ -208,25 +208,32 @@ def _abort_quietly(bulk: BulkQueryClient, job_id: str, journal: Journal) -> None
     journal.forget(job_id)
 
 
+def _remove_chunks(out_dir: Path, object_name: str) -> None:
+    """The chunks a failed Bulk attempt wrote (the REST attempt writes its own, under the same names)."""
+    for path in out_dir.glob(f"extract-{object_name}-*"):
+        path.unlink(missing_ok=True)
+
+
 def _rest(
-    client: SalesforceClient,
+    client: Any,
     plan: ObjectPlan,
-    source: Any,
+    mapping: ResolvedMapping,
     *,
-    describe: Callable[[str], ObjectDescribe],
     out_dir: Path,
     options: ExtractOptions,
     reason: str,
 ) -> ExtractedObject:
-    result = extract_object(source or client, plan, describe=describe, out_dir=out_dir, on_page=options.on_page,
-                            on_total=options.on_total, page_size=options.page_size)
+    pages = RestBatches(client, plan, arrow_schema(mapping), page_size=options.page_size, on_total=options.on_total)
+    result = extract_object(pages, plan, mapping, out_dir=out_dir, rows_per_chunk=options.rows_per_chunk,
+                            on_batch=options.on_page)
+    result.total = max(pages.total, result.fetched)
     result.api = "rest"
     result.api_reason = reason
     return result
 
 
 class _Replay:
-    """A record source that replays a first page already fetched, then the rest of its pages."""
+    """A query client that replays a first page already fetched, then the rest of its pages."""
 
     def __init__(self, first: QueryPage, rest: Iterator[QueryPage]) -> None:
         self._first = first
@@ -240,70 +247,62 @@ class _Replay:
 # ----------------------------------------------------------------------------- one Bulk job
 
 
+class BulkBatches:
+    """A completed job's pages as Arrow tables in ``arrow_schema(mapping)``, datetimes in the REST
+    API's ``+0000`` form. Checks at the end that the pages held all ``numberRecordsProcessed``
+    records; ``total`` is that number once the job completed."""
+
+    def __init__(self, bulk: BulkQueryClient, job_id: str, mapping: ResolvedMapping,
+                 on_total: Callable[[int], None] | None = None) -> None:
+        self.bulk = bulk
+        self.job_id = job_id
+        self.schema = arrow_schema(mapping)
+        self.datetimes = [f for f, t in zip(mapping.soql_fields, mapping.field_types, strict=True)
+                          if t in DATETIME_TYPES]
+        self.on_total = on_total
+        self.total = 0
+
+    def __iter__(self) -> Iterator[pa.Table]:
+        fetcher = _Fetcher(self.bulk, self.job_id, self.schema)
+        seen = 0
+        try:
+            for item in fetcher:
+                if isinstance(item, int):
+                    self.total = item
+                    if self.on_total:
+                        self.on_total(item)
+                    continue
+                table: pa.Table = item
+                for name in self.datetimes:
+                    index = table.schema.get_field_index(name)
+                    table = table.set_column(index, name, salesforce_datetimes(table.column(name)))
+                seen += table.num_rows
+                yield table
+        finally:
+            fetcher.stop()
+        if seen != self.total:
+            raise BulkJobFailed(f"Bulk API job {self.job_id} reported {self.total} records but its pages held "
+                                f"{seen}", error_code="CountMismatch")
+
+
 def extract_bulk(
     bulk: BulkQueryClient,
     job_id: str,
     plan: ObjectPlan,
+    mapping: ResolvedMapping,
     *,
-    describe: Callable[[str], ObjectDescribe],
     out_dir: Path,
-    on_page: ProgressCallback | None = None,
+    rows_per_chunk: int = DEFAULT_ROWS_PER_CHUNK,
+    on_page: Callable[[int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
 ) -> ExtractedObject:
-    """Wait for ``job_id`` and write its results to chunk files; the chunks of a failed attempt
-    are removed, so a fallback starts clean."""
-    fields = plan.fields
-    types = [field_type(describe, plan.object_name, f) for f in fields]
-    schema = arrow_schema(fields, types)
-    datetimes = [f for f, t in zip(fields, types, strict=True) if t in DATETIME_TYPES]
-    writer = ChunkWriter(out_dir, f"extract-{plan.object_name}-bulk", schema)
-    result = ExtractedObject(
-        object_name=plan.object_name,
-        full=plan.full,
-        soql=plan.soql(ordered=False),
-        fields=fields,
-        fingerprint=plan.fingerprint,
-        watermark_before=plan.watermark,
-        watermark_after=plan.watermark,
-        api="bulk",
-    )
-    newest: str | None = None
-    expected = 0
-    fetcher = _Fetcher(bulk, job_id, schema)
-    try:
-        for item in fetcher:
-            if isinstance(item, int):
-                expected = result.total = item
-                if on_total:
-                    on_total(item)
-                continue
-            table = item
-            for name in datetimes:
-                table = table.set_column(table.schema.get_field_index(name), name,
-                                         salesforce_datetimes(table.column(name)))
-            if table.num_rows:
-                page_newest = pc.max(table.column("LastModifiedDate")).as_py()
-                if page_newest is not None and (newest is None or page_newest > newest):
-                    newest = page_newest
-                result.deleted_seen += int(pc.sum(table.column("IsDeleted")).as_py() or 0)
-                writer.append_columns({name: table.column(name) for name in fields}, table.num_rows)
-            result.fetched += table.num_rows
-            if on_page:
-                on_page(table.num_rows)
-        if result.fetched != expected:
-            raise BulkJobFailed(f"Bulk API job {job_id} reported {expected} records but its pages held "
-                                f"{result.fetched}", error_code="CountMismatch")
-        result.chunk_paths = writer.close()
-    except BaseException:
-        fetcher.stop()
-        writer.abort()
-        for path in writer.paths:
-            Path(path).unlink(missing_ok=True)
-        raise
-    if newest is not None:
-        seen = parse_sf_datetime(newest)
-        if result.watermark_after is None or seen > result.watermark_after:
-            result.watermark_after = seen
+    """Wait for ``job_id`` and write its results as the object's extract chunks."""
+    batches = BulkBatches(bulk, job_id, mapping, on_total=on_total)
+    result = extract_object(batches, plan, mapping, out_dir=out_dir, rows_per_chunk=rows_per_chunk,
+                            on_batch=on_page)
+    result.total = batches.total
+    result.soql = plan.soql(ordered=False)
+    result.api = "bulk"
     return result
 
 
@@ -351,14 +350,11 @@ class _Fetcher:
         while True:
             item = self._queue.get()
             if item is _DONE:
-                self._thread.join()
                 return
             if isinstance(item, BaseException):
-                self._thread.join()
                 raise item
             yield item
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
-

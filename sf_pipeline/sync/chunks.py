@@ -15,10 +15,9 @@ works on the current one.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -58,15 +57,17 @@ class ChunkWriter:
         self._writing: Future[None] | None = None
         directory.mkdir(parents=True, exist_ok=True)
 
-    def append_columns(self, columns: Mapping[str, Sequence[Any]], count: int) -> None:
-        """Append ``count`` rows given column-wise (the cheapest shape to build and to write)."""
-        unknown = [name for name in columns if name not in self.schema.names]
-        if unknown:
-            raise KeyError(unknown[0])
-        self._pending.append(pa.Table.from_pydict({name: columns[name] for name in self.schema.names}, self.schema))
-        self._buffered += count
-        if self._buffered >= self.rows_per_chunk:
-            self.flush()
+    def append(self, table: pa.Table) -> None:
+        """Append a table in the writer's schema; full chunks are written as they fill."""
+        if table.schema != self.schema:
+            table = table.select(self.schema.names).cast(self.schema)
+        while table.num_rows:
+            room = self.rows_per_chunk - self._buffered
+            part, table = table.slice(0, room), table.slice(room)
+            self._pending.append(part)
+            self._buffered += part.num_rows
+            if self._buffered >= self.rows_per_chunk:
+                self.flush()
 
     def flush(self) -> None:
         """Start writing the buffered rows as the next chunk file (after the previous one is done)."""

@@ -1,7 +1,7 @@
 """Bulk API 2.0: the per-integration API choice and the jobs runs have open.
 
-Revision ID: 0002_bulkpipe
-Revises: 0001
+Revision ID: 0003_bulkpipe
+Revises: 0002_core
 Create Date: 2026-11-29
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002_bulkpipe"
-down_revision = "0001"
+revision = "0003_bulkpipe"
+down_revision = "0002_core"
 branch_labels = None
 depends_on = None
 
