@@ -3,7 +3,11 @@ the same incremental boundary, and the ``api:`` setting deciding which API each 
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -148,3 +152,34 @@ def test_api_rest_forces_rest_and_auto_picks_by_size(sandbox: SandboxHandle, tmp
                                         .order_by(LogEvent.id)).all()
         assert [e.details["apis"] for e in completed][-1] == {"Lead": "rest", "Contact": "bulk"}
         assert completed[-1].counts["apis"] == {"Lead": "rest", "Contact": "bulk"}
+
+
+def test_sync_json_and_the_run_metadata_report_each_objects_api(
+    sandbox: SandboxHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dagster as dg
+
+    from sf_pipeline.definitions import defs
+    from sf_pipeline_tests.harness import TEST_KEY, dagster_resource
+
+    with pipeline(sandbox, f"sqlite:///{tmp_path / 'app.db'}", tmp_path) as p:
+        env = {**os.environ, "SF_PIPELINE_HOME": str(tmp_path),
+               "SF_PIPELINE_DATABASE_URL": p.database.url.render_as_string(hide_password=False),
+               "SF_PIPELINE_SECRET_KEY": TEST_KEY, "DAGSTER_HOME": str(tmp_path / "dagster")}
+        (tmp_path / "dagster").mkdir()
+        done = subprocess.run([str(Path(sys.executable).parent / "sf-pipeline"), "sync", "acme", "--json"],
+                              env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        summary = json.loads(done.stdout)
+        assert summary["apis"] == {"Lead": "bulk", "Contact": "bulk"}
+
+        sandbox.org.touch_random("Lead", 5)
+        monkeypatch.setenv("SF_PIPELINE_SECRET_KEY", TEST_KEY)
+        with dg.instance_for_test() as instance:
+            instance.add_dynamic_partitions("integrations", ["acme"])
+            result = defs.resolve_job_def("sync_integration").execute_in_process(
+                partition_key="acme", instance=instance, resources={"sf_pipeline": dagster_resource(p)})
+        assert result.success
+        extracted = [e.materialization for e in result.get_asset_materialization_events()
+                     if e.materialization.asset_key == dg.AssetKey("salesforce_records")]
+        assert extracted[0].metadata["apis"].value == {"Lead": "rest", "Contact": "rest"}  # a small incremental
