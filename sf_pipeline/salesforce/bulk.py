@@ -70,11 +70,17 @@ class JobInfo:
 
 @dataclass(frozen=True)
 class PollSchedule:
-    """Seconds between job-status polls: ``first``, then doubling up to ``longest``. Doubling keeps
-    the number of polls (each one an API call) logarithmic in the job's processing time."""
+    """When to poll a job's status (each poll is an API call).
+
+    Blind, the delay starts at ``first`` and doubles up to ``longest``: the number of polls grows
+    with the logarithm of the processing time. When the number of records the job will process is
+    known (from ``COUNT()``) and the job reports progress (``numberRecordsProcessed`` while
+    ``InProgress``), the next poll is timed for the predicted completion instead (at most
+    ``longest_predicted`` away), so a long job costs a few polls and little idle time."""
 
     first: float = 0.05
     longest: float = 10.0
+    longest_predicted: float = 60.0
     timeout: float = 6 * 3600.0
 
     def delays(self) -> Iterator[float]:
@@ -82,6 +88,14 @@ class PollSchedule:
         while True:
             yield delay
             delay = min(self.longest, delay * 2)
+
+    def predicted(self, elapsed: float, processed: int, expected: int) -> float | None:
+        """Seconds until a job that processed ``processed`` of ``expected`` records in ``elapsed``
+        seconds completes, or None when progress says nothing."""
+        if expected <= 0 or not 0 < processed < expected:
+            return None
+        remaining = elapsed * (expected - processed) / processed
+        return min(self.longest_predicted, max(self.first, remaining * 1.05 + self.first))
 
 
 @dataclass(frozen=True)
@@ -105,6 +119,7 @@ class BulkQueryClient:
         self.page_records = page_records
         self.poll = poll
         self._sleep = sleep
+        self._created: dict[str, float] = {}
 
     def create(self, soql: str, *, include_deleted: bool = True) -> JobInfo:
         """Start a query job (``queryAll`` with ``include_deleted``: deleted and archived rows too)."""
@@ -115,7 +130,9 @@ class BulkQueryClient:
             "columnDelimiter": "COMMA",
             "lineEnding": "LF",
         }
-        return JobInfo.from_json(self._json("jobs/query", method="POST", json=payload))
+        job = JobInfo.from_json(self._json("jobs/query", method="POST", json=payload))
+        self._created[job.id] = time.monotonic()
+        return job
 
     def info(self, job_id: str) -> JobInfo:
         return JobInfo.from_json(self._json(f"jobs/query/{job_id}"))
@@ -126,10 +143,14 @@ class BulkQueryClient:
             raise SalesforceError(f"unexpected Bulk API answer from {path}: {str(raw)[:200]}")
         return raw
 
-    def wait(self, job_id: str, *, stop: Callable[[], bool] = lambda: False) -> JobInfo:
-        """Poll until the job completes. ``Failed``/``Aborted`` raise ``BulkJobFailed``."""
+    def wait(self, job_id: str, *, expected: int | None = None, stop: Callable[[], bool] = lambda: False) -> JobInfo:
+        """Poll until the job completes (``expected``: the records it will process, when known).
+        ``Failed``/``Aborted`` raise ``BulkJobFailed``."""
+        started = self._created.get(job_id, time.monotonic())
         deadline = time.monotonic() + self.poll.timeout
-        for delay in self.poll.delays():
+        blind = self.poll.delays()
+        delay = next(blind)
+        while True:
             self._sleep(delay)
             if stop():
                 raise InterruptedError("stopped while waiting for the Bulk API job")
@@ -144,7 +165,8 @@ class BulkQueryClient:
             if time.monotonic() > deadline:
                 raise BulkJobFailed(f"Bulk API job {job_id} still {job.state} after {self.poll.timeout:.0f} s",
                                     error_code="Timeout")
-        raise AssertionError("unreachable")
+            predicted = self.poll.predicted(time.monotonic() - started, job.records_processed, expected or 0)
+            delay = predicted if predicted is not None else next(blind)
 
     def abort(self, job_id: str) -> None:
         self.client.call(lambda sf: sf.restful(f"jobs/query/{job_id}", method="PATCH", json={"state": "Aborted"}))

@@ -100,6 +100,9 @@ def extract_objects(
                 jobs[plan.object_name] = job_id
             else:
                 fallbacks[plan.object_name] = failure or "unknown"
+    # While Salesforce works on the jobs: how many records each will hold, so polls are timed by
+    # the job's progress rather than blind (one COUNT() call per job).
+    expected = {plan.object_name: _count(client, plan) for plan, _ in plans if plan.object_name in jobs}
     results = []
     for plan, mapping in plans:
         name = plan.object_name
@@ -107,7 +110,7 @@ def extract_objects(
         if name in jobs:
             assert choice is not None
             results.append(_bulk_or_fallback(client, bulk, plan, mapping, jobs[name], choice, out_dir=out_dir,
-                                             journal=journal, options=options))
+                                             journal=journal, options=options, expected=expected.get(name)))
         elif name in fallbacks:
             results.append(_rest(client, plan, mapping, out_dir=out_dir, options=options,
                                  reason=_fallback_reason(fallbacks[name])))
@@ -142,7 +145,17 @@ def _estimate_then_extract(
         return _rest(client, plan, mapping, out_dir=out_dir, options=options,
                      reason=_fallback_reason(failure or "unknown"))
     return _bulk_or_fallback(client, bulk, plan, mapping, job_id, choice, out_dir=out_dir, journal=journal,
-                             options=options)
+                             options=options, expected=first.total_size)
+
+
+def _count(client: SalesforceClient, plan: ObjectPlan) -> int | None:
+    try:
+        return client.count(plan.count_soql())
+    except _FATAL:
+        raise
+    except SalesforceError as exc:  # only a hint for polling
+        log.info("%s: no record count for the Bulk API job (%s)", plan.object_name, exc.message)
+        return None
 
 
 def _start_job(bulk: BulkQueryClient, plan: ObjectPlan, journal: Journal) -> tuple[str | None, str | None]:
@@ -173,10 +186,11 @@ def _bulk_or_fallback(
     out_dir: Path,
     journal: Journal,
     options: ExtractOptions,
+    expected: int | None = None,
 ) -> ExtractedObject:
     try:
         result = extract_bulk(bulk, job_id, plan, mapping, out_dir=out_dir, rows_per_chunk=options.rows_per_chunk,
-                              on_page=options.on_page, on_total=options.on_total)
+                              on_page=options.on_page, on_total=options.on_total, expected=expected)
     except _FATAL as exc:
         log.error("%s: Bulk API 2.0 job %s stopped: %s", plan.object_name, job_id, exc.message)
         _abort_quietly(bulk, job_id, journal)
@@ -253,8 +267,9 @@ class BulkBatches:
     records; ``total`` is that number once the job completed."""
 
     def __init__(self, bulk: BulkQueryClient, job_id: str, mapping: ResolvedMapping,
-                 on_total: Callable[[int], None] | None = None) -> None:
+                 on_total: Callable[[int], None] | None = None, expected: int | None = None) -> None:
         self.bulk = bulk
+        self.expected = expected
         self.job_id = job_id
         self.schema = arrow_schema(mapping)
         self.datetimes = [f for f, t in zip(mapping.soql_fields, mapping.field_types, strict=True)
@@ -263,7 +278,7 @@ class BulkBatches:
         self.total = 0
 
     def __iter__(self) -> Iterator[pa.Table]:
-        fetcher = _Fetcher(self.bulk, self.job_id, self.schema)
+        fetcher = _Fetcher(self.bulk, self.job_id, self.schema, self.expected)
         seen = 0
         try:
             for item in fetcher:
@@ -295,9 +310,11 @@ def extract_bulk(
     rows_per_chunk: int = DEFAULT_ROWS_PER_CHUNK,
     on_page: Callable[[int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
+    expected: int | None = None,
 ) -> ExtractedObject:
-    """Wait for ``job_id`` and write its results as the object's extract chunks."""
-    batches = BulkBatches(bulk, job_id, mapping, on_total=on_total)
+    """Wait for ``job_id`` and write its results as the object's extract chunks (``expected``: the
+    records the job will hold, when known, to time the polls)."""
+    batches = BulkBatches(bulk, job_id, mapping, on_total=on_total, expected=expected)
     result = extract_object(batches, plan, mapping, out_dir=out_dir, rows_per_chunk=rows_per_chunk,
                             on_batch=on_page)
     result.total = batches.total
@@ -316,8 +333,9 @@ class _Fetcher:
     queue holds one page, so at most three pages exist at once (queued, being read, being
     written): memory stays flat however many pages the job has."""
 
-    def __init__(self, bulk: BulkQueryClient, job_id: str, schema: pa.Schema) -> None:
+    def __init__(self, bulk: BulkQueryClient, job_id: str, schema: pa.Schema, expected: int | None) -> None:
         self._bulk = bulk
+        self._expected = expected
         self._job_id = job_id
         self._schema = schema
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=1)
@@ -336,7 +354,7 @@ class _Fetcher:
 
     def _run(self) -> None:
         try:
-            job = self._bulk.wait(self._job_id, stop=self._stop.is_set)
+            job = self._bulk.wait(self._job_id, expected=self._expected, stop=self._stop.is_set)
             if not self._put(job.records_processed):
                 return
             for page in self._bulk.pages(self._job_id, self._schema, stop=self._stop.is_set):
