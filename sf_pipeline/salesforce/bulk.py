@@ -151,7 +151,7 @@ class BulkQueryClient:
         blind = self.poll.delays()
         delay = next(blind)
         while True:
-            self._sleep(delay)
+            self._pause(delay, stop)
             if stop():
                 raise InterruptedError("stopped while waiting for the Bulk API job")
             job = self.info(job_id)
@@ -167,6 +167,15 @@ class BulkQueryClient:
                                     error_code="Timeout")
             predicted = self.poll.predicted(time.monotonic() - started, job.records_processed, expected or 0)
             delay = predicted if predicted is not None else next(blind)
+
+    def _pause(self, seconds: float, stop: Callable[[], bool]) -> None:
+        """Sleep, in short steps so a stopped run does not wait out a long predicted delay."""
+        end = time.monotonic() + seconds
+        while not stop():
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            self._sleep(min(left, 0.25))
 
     def abort(self, job_id: str) -> None:
         self.client.call(lambda sf: sf.restful(f"jobs/query/{job_id}", method="PATCH", json={"state": "Aborted"}))

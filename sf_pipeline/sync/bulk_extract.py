@@ -151,7 +151,8 @@ def _estimate_then_extract(
 def _count(client: SalesforceClient, plan: ObjectPlan) -> int | None:
     try:
         return client.count(plan.count_soql())
-    except _FATAL:
+    except _FATAL as exc:
+        log.error("%s: stopped while its Bulk API 2.0 job runs: %s", plan.object_name, exc.message)
         raise
     except SalesforceError as exc:  # only a hint for polling
         log.info("%s: no record count for the Bulk API job (%s)", plan.object_name, exc.message)
@@ -276,9 +277,15 @@ class BulkBatches:
                           if t in DATETIME_TYPES]
         self.on_total = on_total
         self.total = 0
+        self._fetcher: _Fetcher | None = None
+
+    def stop(self) -> None:
+        """Stop the download thread (idempotent): the caller is done with this job's client."""
+        if self._fetcher is not None:
+            self._fetcher.stop()
 
     def __iter__(self) -> Iterator[pa.Table]:
-        fetcher = _Fetcher(self.bulk, self.job_id, self.schema, self.expected)
+        fetcher = self._fetcher = _Fetcher(self.bulk, self.job_id, self.schema, self.expected)
         seen = 0
         try:
             for item in fetcher:
@@ -315,8 +322,11 @@ def extract_bulk(
     """Wait for ``job_id`` and write its results as the object's extract chunks (``expected``: the
     records the job will hold, when known, to time the polls)."""
     batches = BulkBatches(bulk, job_id, mapping, on_total=on_total, expected=expected)
-    result = extract_object(batches, plan, mapping, out_dir=out_dir, rows_per_chunk=rows_per_chunk,
-                            on_batch=on_page)
+    try:
+        result = extract_object(batches, plan, mapping, out_dir=out_dir, rows_per_chunk=rows_per_chunk,
+                                on_batch=on_page)
+    finally:
+        batches.stop()  # before anyone else uses the client (an abort, the REST fallback)
     result.total = batches.total
     result.soql = plan.soql(ordered=False)
     result.api = "bulk"

@@ -191,7 +191,7 @@ def test_quota_exhausted_mid_job_fails_the_sync_cleanly(
     when_job_created(monkeypatch, exhaust, times=2)
     with pytest.raises(ApiLimitError):
         bulk_pipeline.sync(full=True)
-    assert "stopped: Salesforce API limit reached" in messages(caplog)
+    assert "Salesforce API limit reached" in messages(caplog) and "stopped" in messages(caplog)
     assert watermarks(bulk_pipeline) == marks
     assert user_rows(bulk_pipeline) == before
     with bulk_pipeline.database.session() as session:
