@@ -101,7 +101,9 @@ def _field_exists(describe: Callable[[str], ObjectDescribe], object_name: str, p
     return obj.field(leaf) is not None
 
 
-def check_field_mappings(client: HealthClient, integration: Integration, states: dict[str, SyncState]) -> CheckOutcome:
+def check_field_mappings(
+    client: HealthClient, integration: Integration, states: dict[str, SyncState]
+) -> CheckOutcome:
     expected = expected_fields(integration, states)
     any_synced = any(s.fields for s in states.values())
     missing: list[str] = []
@@ -111,17 +113,21 @@ def check_field_mappings(client: HealthClient, integration: Integration, states:
             for path in (*BASE_FIELDS, *fields):
                 exists = _field_exists(client.describe, object_name, path)
                 found_anywhere[path] = found_anywhere.get(path, False) or exists
-                mapping_restricted = any(m.field == path and m.object_name == object_name for m in integration.mappings)
+                mapping_restricted = any(
+                    m.field == path and m.object_name == object_name for m in integration.mappings
+                )
                 if not exists and (any_synced or mapping_restricted or path in BASE_FIELDS):
                     missing.append(f"{object_name}.{path}")
         if not any_synced:
             missing.extend(
                 f"{path} (on none of {', '.join(expected)})"
                 for path, found in found_anywhere.items()
-                if not found and path not in BASE_FIELDS and not any(m.endswith(f".{path}") for m in missing)
+                if not found and path not in BASE_FIELDS
+                and not any(m.endswith(f".{path}") for m in missing)
             )
     except SalesforceError as exc:
-        return CheckOutcome(CheckName.FIELD_MAPPINGS, False, f"Could not describe objects: {exc}", {"error": str(exc)})
+        return CheckOutcome(CheckName.FIELD_MAPPINGS, False, f"Could not describe objects: {exc}",
+                            {"error": str(exc)})
     missing = sorted(set(missing))
     if missing:
         return CheckOutcome(
@@ -145,8 +151,7 @@ def check_api_limits(client: HealthClient) -> CheckOutcome:
     if maximum and remaining / maximum > API_LIMIT_THRESHOLD:
         return CheckOutcome(CheckName.API_LIMITS, True, f"{percent}% of daily API requests remain.", metadata)
     return CheckOutcome(
-        CheckName.API_LIMITS,
-        False,
+        CheckName.API_LIMITS, False,
         f"Only {remaining} of {maximum} daily API requests remain ({percent}%); check usage in Salesforce Setup.",
         metadata,
     )
@@ -157,7 +162,8 @@ def check_sync_staleness(integration: Integration, now: datetime) -> CheckOutcom
     since = integration.last_synced_at or integration.activated_at
     metadata: dict[str, Any] = {"allowed_age_minutes": allowed.total_seconds() / 60}
     if since is None:
-        return CheckOutcome(CheckName.SYNC_STALENESS, True, "No sync is expected yet (setup not complete).", metadata)
+        return CheckOutcome(CheckName.SYNC_STALENESS, True, "No sync is expected yet (setup not complete).",
+                            metadata)
     age = now - since
     metadata["age_minutes"] = round(age.total_seconds() / 60, 2)
     metadata["last_synced_at"] = integration.last_synced_at.isoformat() if integration.last_synced_at else None
@@ -165,8 +171,7 @@ def check_sync_staleness(integration: Integration, now: datetime) -> CheckOutcom
         return CheckOutcome(CheckName.SYNC_STALENESS, True, "The last successful sync is recent.", metadata)
     what = "last successful sync" if integration.last_synced_at else "activation, with no successful sync since,"
     return CheckOutcome(
-        CheckName.SYNC_STALENESS,
-        False,
+        CheckName.SYNC_STALENESS, False,
         f"The {what} was {metadata['age_minutes']} minutes ago; allowed is {metadata['allowed_age_minutes']}.",
         metadata,
     )
@@ -187,14 +192,9 @@ def evaluate(
         elif name is CheckName.FIELD_MAPPINGS:
             credentials_failed = any(o.name is CheckName.CREDENTIALS and not o.passed for o in outcomes)
             outcomes.append(
-                CheckOutcome(
-                    CheckName.FIELD_MAPPINGS,
-                    False,
-                    "Not checked: Salesforce refused the credentials.",
-                    {"error": "credentials check failed"},
-                )
-                if credentials_failed
-                else check_field_mappings(client, integration, states)
+                CheckOutcome(CheckName.FIELD_MAPPINGS, False, "Not checked: Salesforce refused the credentials.",
+                             {"error": "credentials check failed"})
+                if credentials_failed else check_field_mappings(client, integration, states)
             )
         elif name is CheckName.API_LIMITS:
             outcomes.append(check_api_limits(client))
@@ -204,35 +204,18 @@ def evaluate(
 
 
 def store(
-    session: Session,
-    integration: Integration,
-    outcomes: Iterable[CheckOutcome],
-    *,
-    now: datetime,
+    session: Session, integration: Integration, outcomes: Iterable[CheckOutcome], *, now: datetime,
     run_id: str | None,
 ) -> None:
     """Keep each result and write its ``health_check`` log event."""
     for outcome in outcomes:
-        session.add(
-            HealthResult(
-                integration_id=integration.id,
-                check_name=outcome.name.value,
-                passed=outcome.passed,
-                at=now,
-                run_id=run_id,
-                details={"description": outcome.description, **outcome.metadata},
-            )
-        )
-        record_event(
-            session,
-            integration,
-            EventType.HEALTH_CHECK,
-            run_id=run_id,
-            at=now,
-            counts={"passed": int(outcome.passed)},
-            error=None if outcome.passed else outcome.description,
-            details={"check": outcome.name.value, "passed": outcome.passed, **outcome.metadata},
-        )
+        session.add(HealthResult(integration_id=integration.id, check_name=outcome.name.value,
+                                 passed=outcome.passed, at=now, run_id=run_id,
+                                 details={"description": outcome.description, **outcome.metadata}))
+        record_event(session, integration, EventType.HEALTH_CHECK, run_id=run_id, at=now,
+                     counts={"passed": int(outcome.passed)},
+                     error=None if outcome.passed else outcome.description,
+                     details={"check": outcome.name.value, "passed": outcome.passed, **outcome.metadata})
 
 
 def update_status(integration: Integration, outcomes: Sequence[CheckOutcome]) -> None:
@@ -251,10 +234,8 @@ def update_status(integration: Integration, outcomes: Sequence[CheckOutcome]) ->
 
 def latest_results(session: Session, integration: Integration) -> dict[str, HealthResult]:
     rows = session.scalars(
-        select(HealthResult)
-        .where(HealthResult.integration_id == integration.id)
-        .order_by(HealthResult.at.desc(), HealthResult.id.desc())
-        .limit(40)
+        select(HealthResult).where(HealthResult.integration_id == integration.id).order_by(
+            HealthResult.at.desc(), HealthResult.id.desc()).limit(40)
     )
     latest: dict[str, HealthResult] = {}
     for row in rows:
@@ -264,9 +245,5 @@ def latest_results(session: Session, integration: Integration) -> dict[str, Heal
 
 def outcome_as_dict(outcome: CheckOutcome, at: datetime) -> dict[str, Any]:
     """The stable shape of ``sf-pipeline health --json``."""
-    return {
-        "name": outcome.name.value,
-        "passed": outcome.passed,
-        "metadata": {"description": outcome.description, **outcome.metadata},
-        "at": at.isoformat(),
-    }
+    return {"name": outcome.name.value, "passed": outcome.passed,
+            "metadata": {"description": outcome.description, **outcome.metadata}, "at": at.isoformat()}

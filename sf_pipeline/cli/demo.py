@@ -117,9 +117,8 @@ def demo_command(
     with stop_on_signals(stop):
         try:
             say(f"Starting the sandbox org ({records} Leads and Contacts, seed {seed})...")
-            sandbox, info = start_sandbox(
-                settings.home, records=records, seed=seed, env=dict(os.environ), stop=stop, timeout=startup_timeout
-            )
+            sandbox, info = start_sandbox(settings.home, records=records, seed=seed, env=dict(os.environ),
+                                          stop=stop, timeout=startup_timeout)
             children.append(sandbox)
             if info.ca_bundle:
                 os.environ["REQUESTS_CA_BUNDLE"] = info.ca_bundle
@@ -171,11 +170,9 @@ def _connect(settings: Settings, cipher: Cipher, info: SandboxInfo) -> None:
     finally:
         database.dispose()
     verb = "Reconnected" if result.reconnected else "Connected"
-    say(
-        f"{verb} integration '{DEMO_NAME}' to org {result.connected.org_id}; "
+    say(f"{verb} integration '{DEMO_NAME}' to org {result.connected.org_id}; "
         f"applied the demo integration file: {result.applied.status_after.capitalize()}, "
-        f"objects {', '.join(result.applied.objects)}, {result.applied.mappings} mappings."
-    )
+        f"objects {', '.join(result.applied.objects)}, {result.applied.mappings} mappings.")
     if result.applied.activated:
         say("Its initial full sync is requested: the dispatcher sensor launches it within 30 seconds.")
     elif result.resync_requested:

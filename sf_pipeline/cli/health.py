@@ -47,9 +47,8 @@ def health_command(
             details = dict(r["metadata"])
             description = str(details.pop("description", ""))
             extra = ", ".join(f"{k}={v}" for k, v in details.items())
-            table.add_row(
-                r["name"], "[green]passed[/]" if r["passed"] else "[red]failed[/]", f"{description} {extra}".strip()
-            )
+            table.add_row(r["name"], "[green]passed[/]" if r["passed"] else "[red]failed[/]",
+                          f"{description} {extra}".strip())
         console.print(table)
     if not outcome.success or not results:
         errors.print(f"[red]The health run failed: {outcome.error}[/]")

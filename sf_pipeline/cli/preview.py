@@ -35,9 +35,8 @@ def preview_command(
         spec = load_spec_file(file)
         if spec.name != name:
             raise ConfigError(f"the file describes '{spec.name}', not '{name}'", key="name")
-        objects = [
-            (obj_name, obj.match, [Rule(**r.model_dump()) for r in obj.rules]) for obj_name, obj in spec.objects.items()
-        ]
+        objects = [(obj_name, obj.match, [Rule(**r.model_dump()) for r in obj.rules])
+                   for obj_name, obj in spec.objects.items()]
     else:
         with database.session() as session:
             integration = get_integration(session, name)

@@ -65,8 +65,11 @@ def serve(
     """Serve a Salesforce org on 127.0.0.1 until SIGINT or SIGTERM."""
     err = Console(stderr=True)
     if latency_profile not in PROFILES:
-        err.print(f"Unknown --latency-profile {latency_profile!r}: expected one of {', '.join(PROFILES)}.")
-        raise typer.Exit(2)
+        # A usage error: exit 2 with the message, from this app or through the main CLI.
+        raise typer.BadParameter(
+            f"unknown profile {latency_profile!r}; expected one of {', '.join(PROFILES)}",
+            param_hint="--latency-profile",
+        )
     creds = _credentials(state)
     org = Org(
         client_id=creds["client_id"],

@@ -34,17 +34,15 @@ def status_rows(database: Database) -> list[dict[str, Any]]:
         rows = []
         for integration in list_integrations(session):
             due = next_sync_at(integration)
-            rows.append(
-                {
-                    "name": integration.name,
-                    "status": integration.status,
-                    "frequency_minutes": integration.frequency_minutes,
-                    "last_synced_at": integration.last_synced_at.isoformat() if integration.last_synced_at else None,
-                    "next_sync_at": due.isoformat() if due else None,
-                    "health": health_summary(session, integration),
-                    "last_error": integration.last_error,
-                }
-            )
+            rows.append({
+                "name": integration.name,
+                "status": integration.status,
+                "frequency_minutes": integration.frequency_minutes,
+                "last_synced_at": integration.last_synced_at.isoformat() if integration.last_synced_at else None,
+                "next_sync_at": due.isoformat() if due else None,
+                "health": health_summary(session, integration),
+                "last_error": integration.last_error,
+            })
         return rows
 
 
@@ -64,20 +62,16 @@ def status_command(
         table.add_column(column)
     for row in rows:
         health = row["health"]
-        health_text = (
-            "—"
-            if health is None
-            else ("[green]4/4 passed[/]" if health["passed"] else f"[red]failing: {', '.join(health['failing'])}[/]")
-        )
+        health_text = "—" if health is None else (
+            "[green]4/4 passed[/]" if health["passed"] else f"[red]failing: {', '.join(health['failing'])}[/]")
         table.add_row(
-            row["name"],
-            badge(row["status"]),
-            row["last_synced_at"] or "never",
-            row["next_sync_at"] or "—",
-            f"every {row['frequency_minutes']} min",
-            health_text,
+            row["name"], badge(row["status"]),
+            row["last_synced_at"] or "never", row["next_sync_at"] or "—",
+            f"every {row['frequency_minutes']} min", health_text,
         )
     console.print(table)
     for row in rows:
         if row["status"] == "error" and row["last_error"]:
             console.print(f"[red]{row['name']}[/]: {row['last_error']}")
+
+

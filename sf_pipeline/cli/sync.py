@@ -42,9 +42,7 @@ def sync_command(
     runs.ensure_partition(instance, name)
     try:
         runs.wait_for_partition(
-            instance,
-            name,
-            timeout_s=wait_timeout,
+            instance, name, timeout_s=wait_timeout,
             on_wait=None if as_json else lambda run_id: errors.print(f"Waiting for run {run_id} of '{name}'…"),
         )
     except TimeoutError as exc:
@@ -54,23 +52,15 @@ def sync_command(
     if as_json:
         outcome = runs.execute(instance, SYNC_JOB, name=name, tags=tags, partitioned=True)
     else:
-        with Progress(
-            TextColumn(f"Syncing [bold]{name}[/]"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("records"),
-            TimeElapsedColumn(),
-            console=errors,
-            transient=True,
-        ) as bar:
+        with Progress(TextColumn(f"Syncing [bold]{name}[/]"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("records"), TimeElapsedColumn(), console=errors, transient=True) as bar:
             task = bar.add_task("sync", total=None)
 
             def show(fetched: int, total: int | None) -> None:
                 bar.update(task, completed=fetched, total=total or None)
 
-            outcome = runs.execute(
-                instance, SYNC_JOB, name=name, tags=tags, partitioned=True, database=database, on_progress=show
-            )
+            outcome = runs.execute(instance, SYNC_JOB, name=name, tags=tags, partitioned=True,
+                                   database=database, on_progress=show)
     with database.session() as session:
         run = session.get(SyncRun, outcome.run_id)
         counts: dict[str, Any] = dict(run.counts) if run is not None and run.counts else {}

@@ -1,6 +1,7 @@
 """The four health checks as partitioned asset checks on ``spotzee_users``: one result per
 integration, run at the end of every sync run and on their own by the health sensor."""
 
+
 from collections.abc import Iterator
 
 import dagster as dg

@@ -6,6 +6,7 @@ cron schedule would be fixed when the code location loads. The run key carries t
 because Dagster never launches a run key twice for the same sensor.
 """
 
+
 import os
 from datetime import timedelta
 
@@ -53,11 +54,8 @@ def sync_dispatcher(context: dg.SensorEvaluationContext, sf_pipeline: SfPipeline
             if row.name in busy or not scheduling.is_due(row, now):
                 continue
             trigger = "activation" if row.sync_requested_at is not None else "schedule"
-            requests.append(
-                dg.RunRequest(
-                    partition_key=row.name, run_key=scheduling.run_key(row), tags={"sf_pipeline/trigger": trigger}
-                )
-            )
+            requests.append(dg.RunRequest(partition_key=row.name, run_key=scheduling.run_key(row),
+                                          tags={"sf_pipeline/trigger": trigger}))
     known = set(context.instance.get_dynamic_partitions(PARTITIONS_NAME))
     return dg.SensorResult(
         run_requests=requests,
@@ -81,10 +79,6 @@ def health_dispatcher(context: dg.SensorEvaluationContext, sf_pipeline: SfPipeli
                 continue
             slot = scheduling.health_slot(now, interval)
             # A run of only partitioned checks takes its partition from this tag, not partition_key.
-            requests.append(
-                dg.RunRequest(
-                    run_key=f"health:{row.name}:{slot}",
-                    tags={"dagster/partition": row.name, "sf_pipeline/trigger": "health"},
-                )
-            )
+            requests.append(dg.RunRequest(run_key=f"health:{row.name}:{slot}",
+                                          tags={"dagster/partition": row.name, "sf_pipeline/trigger": "health"}))
     return dg.SensorResult(run_requests=requests)

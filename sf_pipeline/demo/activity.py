@@ -43,11 +43,8 @@ class Round:
             shown = [f"{n} {name}{'s' if n != 1 else ''}" for name, n in counts.items() if n]
             return f"{verb} {', '.join(shown)}" if shown else None
 
-        parts = [
-            p
-            for p in (part("updated", self.updated), part("created", self.created), part("deleted", self.deleted))
-            if p
-        ]
+        parts = [p for p in (part("updated", self.updated), part("created", self.created),
+                             part("deleted", self.deleted)) if p]
         return "; ".join(parts) or "no changes"
 
 
@@ -128,7 +125,8 @@ class ActivityGenerator:
             "HasOptedOutOfEmail": False,
         }
         if lead:
-            person.update(Company=rnd.choice(COMPANIES), Industry=rnd.choice(INDUSTRIES), Status="Open - Not Contacted")
+            person.update(Company=rnd.choice(COMPANIES), Industry=rnd.choice(INDUSTRIES),
+                          Status="Open - Not Contacted")
         return person
 
     def _phone(self) -> str:

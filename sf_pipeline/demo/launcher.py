@@ -139,9 +139,8 @@ class Child:
             os.killpg(self.process.pid, signum)
 
 
-def _spawn(
-    name: str, argv: list[str], *, env: dict[str, str], log: Path, cwd: Path | None = None, stdout_pipe: bool = False
-) -> Child:
+def _spawn(name: str, argv: list[str], *, env: dict[str, str], log: Path, cwd: Path | None = None,
+           stdout_pipe: bool = False) -> Child:
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as log_file:
         process = subprocess.Popen(
@@ -195,24 +194,22 @@ class SandboxInfo:
 
 
 def start_sandbox(
-    home: Path, *, records: int, seed: int, env: dict[str, str], stop: threading.Event, timeout: float = 180.0
+    home: Path,
+    *,
+    records: int,
+    seed: int,
+    env: dict[str, str],
+    stop: threading.Event,
+    timeout: float = 180.0,
+    latency_profile: str = "none",
 ) -> tuple[Child, SandboxInfo]:
-    """``sf-pipeline sandbox serve --json`` as a child; returns once its JSON line is read."""
+    """``sf-pipeline sandbox serve --json`` as a child; returns once its JSON line is read.
+
+    ``latency_profile="salesforce"`` makes the child answer with a production org's response times."""
     state = home / "sandbox"
-    argv = [
-        sys.executable,
-        "-m",
-        "sf_pipeline.cli.main",
-        "sandbox",
-        "serve",
-        "--json",
-        "--records",
-        str(records),
-        "--seed",
-        str(seed),
-        "--state",
-        str(state),
-    ]
+    argv = [sys.executable, "-m", "sf_pipeline.cli.main", "sandbox", "serve", "--json",
+            "--records", str(records), "--seed", str(seed), "--state", str(state),
+            "--latency-profile", latency_profile]
     child = _spawn("the sandbox", argv, env=env, log=home / "logs" / "sandbox.log", stdout_pipe=True)
     try:
         assert child.process.stdout is not None
@@ -238,14 +235,18 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
-def start_dagster(*, port: int, env: dict[str, str], log: Path, host: str = "127.0.0.1") -> Child:
+def start_dagster(
+    *, port: int, env: dict[str, str], log: Path, host: str = "127.0.0.1"
+) -> Child:
     """``dagster dev -w workspace.yaml`` (webserver, daemon and code server) as a child group."""
     workspace = project_file("workspace.yaml")
     argv = [sys.executable, "-m", "dagster", "dev", "-w", str(workspace), "-h", host, "-p", str(port)]
     return _spawn("Dagster", argv, env=env, log=log, cwd=workspace.parent)
 
 
-def wait_for_webserver(child: Child, url: str, *, timeout: float, stop: threading.Event) -> dict[str, Any]:
+def wait_for_webserver(
+    child: Child, url: str, *, timeout: float, stop: threading.Event
+) -> dict[str, Any]:
     """Poll ``url`` (``/server_info``) until it answers; fail if ``child`` exits or time runs out."""
     deadline = time.monotonic() + timeout
     while True:
@@ -305,9 +306,11 @@ def connect_demo(database: Database, cipher: Cipher, sandbox: SandboxInfo) -> De
     with database.session() as session:
         applied = apply_spec(session, spec, describe=describe_provider(database, cipher, DEMO_NAME), now=now)
         integration = find_integration(session, DEMO_NAME)
-        if connected_before and not applied.activated and integration is not None and integration.status in SCHEDULED:
+        if connected_before and not applied.activated and integration is not None \
+                and integration.status in SCHEDULED:
             # The sandbox generates its org afresh at every start: sync it in full at the next tick.
             integration.sync_requested_at = now
             integration.full_sync_requested = True
             resync = True
-    return DemoIntegration(connected=connected, reconnected=connected_before, applied=applied, resync_requested=resync)
+    return DemoIntegration(connected=connected, reconnected=connected_before, applied=applied,
+                           resync_requested=resync)

@@ -62,7 +62,9 @@ class ObjectDescribe:
 
     def relationship(self, relationship_name: str) -> FieldInfo | None:
         lowered = relationship_name.lower()
-        return next((f for f in self.fields.values() if (f.relationship_name or "").lower() == lowered), None)
+        return next(
+            (f for f in self.fields.values() if (f.relationship_name or "").lower() == lowered), None
+        )
 
     def sorted_fields(self) -> list[FieldInfo]:
         """Standard fields first, then custom, as the field picker lists them."""

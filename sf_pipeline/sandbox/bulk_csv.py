@@ -24,6 +24,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 import pyarrow as pa
+import pyarrow.compute as pa_compute
 import pyarrow.csv as pa_csv
 
 ColumnDelimiter = Literal["COMMA", "TAB", "PIPE", "SEMICOLON", "CARET", "BACKQUOTE"]
@@ -102,10 +103,9 @@ class CsvFormat:
 def render_csv(columns: Sequence[CsvColumn], values: Sequence[Sequence[Any]], fmt: CsvFormat) -> bytes:
     """One results page: a header row, then one row per record (``values`` is column-major,
     in stored form)."""
-    arrays = []
-    for column, column_values in zip(columns, values, strict=True):
-        format_value = formatter_for(column.field_type)
-        arrays.append(pa.array([format_value(v) for v in column_values], type=pa.string()))
+    arrays = [
+        _column_array(column.field_type, column_values) for column, column_values in zip(columns, values, strict=True)
+    ]
     table = pa.Table.from_arrays(arrays, names=[c.header for c in columns])
     out = io.BytesIO()
     options = pa_csv.WriteOptions(
@@ -113,3 +113,22 @@ def render_csv(columns: Sequence[CsvColumn], values: Sequence[Sequence[Any]], fm
     )
     pa_csv.write_csv(table, out, options)
     return out.getvalue()
+
+
+def _column_array(field_type: str, values: Sequence[Any]) -> pa.Array:
+    """A column's values as Arrow strings, converted in Arrow where its text matches Salesforce's
+    (text as stored, booleans true/false, integers, datetimes with their +0000 turned into Z)."""
+    if field_type == "boolean":
+        return pa.array(values, type=pa.bool_()).cast(pa.string())
+    if field_type == "int":
+        return pa.array(values, type=pa.int64()).cast(pa.string())
+    if field_type == "datetime":
+        return pa_compute.replace_substring_regex(
+            pa.array(values, type=pa.string()), pattern=r"\+0000$", replacement="Z"
+        )
+    if field_type in ("double", "currency", "percent"):
+        # Arrow prints 12500000.0 as "12500000"; Salesforce keeps the decimal point, as Python's repr does.
+        return pa.array([_float(v) for v in values], type=pa.string())
+    if field_type in ("address", "location"):
+        return pa.array([_text(v) for v in values], type=pa.string())
+    return pa.array(values, type=pa.string())

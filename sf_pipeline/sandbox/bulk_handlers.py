@@ -11,11 +11,11 @@ import gzip
 from typing import Any
 
 from sf_pipeline.sandbox.bulk_jobs import BulkJob
-from sf_pipeline.sandbox.errors import InvalidJob, InvalidJobState
+from sf_pipeline.sandbox.errors import ApiVersionMismatch, InvalidJob, InvalidJobState
 from sf_pipeline.sandbox.state import Org
 from sf_pipeline.sandbox.wire import Request, Response, json_response
 
-CSV_TYPE = "text/csv"
+CSV_TYPE = "text/csv;charset=UTF-8"
 
 
 def create_job(org: Org, req: Request) -> Response:
@@ -108,6 +108,14 @@ def job_results(org: Org, req: Request) -> Response:
             raise InvalidJob(f"Invalid maxRecords: {raw!r}; maxRecords must be a positive integer")
         max_records = int(raw)
     locator = req.query.get("locator") or None
+    version = req.params["version"]
+    job = org.bulk.get(org, req.params["job_id"])
+    if job.api_version != version:
+        # Salesforce answers 409 when results are asked for with another API version than the job's.
+        raise ApiVersionMismatch(
+            f"The job was created with API version {job.api_version}; get its results with the same version, "
+            f"not {version}"
+        )
     page = org.bulk.results(org, req.params["job_id"], locator=locator, max_records=max_records)
     headers = {
         "Sforce-Locator": page.locator or "null",

@@ -234,6 +234,10 @@ class BulkJobs:
                 self._advance(org, job)
             return found
 
+    def count(self) -> int:
+        with self._lock:
+            return len(self._jobs)
+
     def abort(self, org: JobOrg, job_id: str) -> BulkJob:
         with self._lock:
             job = self._find(job_id)
@@ -356,10 +360,11 @@ class BulkJobs:
         now = time.monotonic()
         if job.state == "UploadComplete":
             job.rows = org.run(job.plan, include_deleted=job.operation == "queryAll")
-            s = self.settings
-            job.due = job.created_at + s.fixed_seconds + s.per_record_seconds * len(job.rows)
             job.state = "InProgress"
             job.system_modstamp = org.now_text()
+        # Due time from the current settings, so changing them also moves jobs already running.
+        s = self.settings
+        job.due = job.created_at + s.fixed_seconds + s.per_record_seconds * len(job.rows or ())
         if now >= job.due:
             self._finish(org, job, now)
         elif job.rows:

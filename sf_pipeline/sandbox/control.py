@@ -263,6 +263,10 @@ class ControlClient:
         current: dict[str, Any] = self._call("POST", "bulk/settings", settings)
         return current
 
+    def latency_profile(self) -> dict[str, Any]:
+        current: dict[str, Any] = self._call("GET", "latency")
+        return current
+
     def set_latency_profile(self, profile: str) -> dict[str, Any]:
         current: dict[str, Any] = self._call("POST", "latency", {"profile": profile})
         return current

@@ -69,7 +69,9 @@ def _run_query(org: Org, req: Request, *, include_deleted: bool) -> Response:
     plan = org.plan(soql)
     if plan.projection is None:
         total = org.count_rows(plan, include_deleted=include_deleted)
-        return json_text_response(page_json(total=total, records="", next_url=None))
+        response = json_text_response(page_json(total=total, records="", next_url=None))
+        response.delay = org.latency.rest_page(0)
+        return response
     rows = org.run(plan, include_deleted=include_deleted)
     size = _batch_size(req, org.query_settings.batch_size)
     if len(rows) <= size:

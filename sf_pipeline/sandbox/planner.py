@@ -27,7 +27,7 @@ from sf_pipeline.sandbox.errors import (
     SandboxError,
 )
 from sf_pipeline.sandbox.records_json import Getter, OutField, OutRelation, Projection, encoder_for
-from sf_pipeline.sandbox.schema import NUMBER_TYPES, FieldDef, ObjectSchema
+from sf_pipeline.sandbox.schema import COMPOUND_TYPES, NUMBER_TYPES, FieldDef, ObjectSchema
 from sf_pipeline.sandbox.soql import (
     Comparison,
     Condition,
@@ -275,7 +275,8 @@ class _Compiler:
     def comparison(self, cmp: Comparison) -> Predicate:
         resolved = self.resolve(cmp.path)
         f = resolved.field
-        if not f.filterable:
+        if not f.filterable or f.type in COMPOUND_TYPES:
+            # A compound field is filterable only through DISTANCE(), which the sandbox lacks.
             raise self.fail(InvalidField, cmp.path.pos, f"field '{f.name}' can not be filtered in query call")
         kind = _kind(f)
         allowed = _OPERATORS[kind]

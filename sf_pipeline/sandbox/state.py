@@ -46,6 +46,8 @@ from sf_pipeline.sandbox.tables import Table
 Stamp = datetime | str | None
 _TIMESTAMPS = ("CreatedDate", "LastModifiedDate", "SystemModstamp")
 _PROTECTED = frozenset({"Id", "IsDeleted", "CreatedDate", "LastModifiedDate", "SystemModstamp", "Name"})
+# Who created, last changed and owns a record: the API user, unless the caller says otherwise.
+_USER_STAMPS = ("OwnerId", "CreatedById", "LastModifiedById")
 DEFAULT_VERSION = "59.0"
 
 
@@ -225,6 +227,9 @@ class Org:
                 stored = self._coerce_all(schema, table, values, creating=True)
                 for name in _TIMESTAMPS:
                     stored.setdefault(name, stamp)
+                for name in _USER_STAMPS:
+                    if name in table.columns:
+                        stored.setdefault(name, self.auth.user.user_id)
                 stored["IsDeleted"] = bool(stored.get("IsDeleted", False))
                 self._apply_defaults(schema, stored)
                 row = table.append(stored)
@@ -269,6 +274,8 @@ class Org:
                 stored = self._coerce_all(schema, table, values, creating=False)
                 if not system_only:
                     stored.setdefault("LastModifiedDate", stamp)
+                    if "LastModifiedById" in table.columns:
+                        stored.setdefault("LastModifiedById", self.auth.user.user_id)
                 stored.setdefault("SystemModstamp", stamp)
                 planned.append((row, stored))
             for row, stored in planned:
@@ -418,28 +425,67 @@ class Org:
                 return f"{f} {la}" if f and la else (la or f)
 
             table.derive("Name", full_name)
+            for compound in self.schemas[name].all_fields():
+                if compound.type == "address":
+                    table.derive(compound.name, _address_getter(table, compound.name.removesuffix("Address")))
+        self._derive_member_fields()
+
+    def _derive_member_fields(self) -> None:
+        """A campaign member's person fields are read through to its lead (or else its contact)."""
         members = self.tables["CampaignMember"]
         leads, contacts = self.tables["Lead"], self.tables["Contact"]
-        lead_ids, contact_ids = (
-            members.columns["LeadId"].__getitem__,
-            members.columns["ContactId"].__getitem__,
-        )
+        lead_ids, contact_ids = members.columns["LeadId"], members.columns["ContactId"]
         statuses = members.columns["Status"]
-        for copied in ("Email", "FirstName", "LastName"):
-            from_lead, from_contact = leads.getter(copied), contacts.getter(copied)
+        # member field -> (lead field, contact field); None where the person has no such field.
+        copied: dict[str, tuple[str | None, str | None]] = {
+            name: (name, name)
+            for name in (
+                "Email",
+                "FirstName",
+                "LastName",
+                "Name",
+                "Salutation",
+                "Title",
+                "Phone",
+                "Fax",
+                "MobilePhone",
+                "Description",
+                "DoNotCall",
+                "HasOptedOutOfEmail",
+                "HasOptedOutOfFax",
+                "LeadSource",
+            )
+        }
+        for part in ("Street", "City", "State", "PostalCode", "Country"):
+            copied[part] = (part, "Mailing" + part)
+        copied["CompanyOrAccount"] = ("Company", None)
+        copied["LeadOrContactOwnerId"] = ("OwnerId", "OwnerId")
+        booleans = {f.name for f in self.schemas["CampaignMember"].all_fields() if f.type == "boolean"}
+        for name, (lead_field, contact_field) in copied.items():
+            from_lead = leads.getter(lead_field) if lead_field else None
+            from_contact = contacts.getter(contact_field) if contact_field else None
+            missing = False if name in booleans else None
 
-            # A member's name and email are read through to its lead (or else its contact).
-            def through(row: int, from_lead: Any = from_lead, from_contact: Any = from_contact) -> Any:
-                lead = lead_ids(row)
+            def through(
+                row: int,
+                from_lead: Any = from_lead,
+                from_contact: Any = from_contact,
+                missing: Any = missing,
+            ) -> Any:
+                lead = lead_ids[row]
                 if lead is not None:
                     r = leads.row_of(lead)
-                    return None if r is None else from_lead(r)
-                contact = contact_ids(row)
+                    return missing if r is None or from_lead is None else from_lead(r)
+                contact = contact_ids[row]
                 r = None if contact is None else contacts.row_of(contact)
-                return None if r is None else from_contact(r)
+                return missing if r is None or from_contact is None else from_contact(r)
 
-            members.derive(copied, through)
+            members.derive(name, through)
         members.derive("HasResponded", lambda row: statuses[row] == "Responded")
+        members.derive(
+            "Type", lambda row: "Lead" if lead_ids[row] is not None else ("Contact" if contact_ids[row] else None)
+        )
+        members.derive("LeadOrContactId", lambda row: lead_ids[row] or contact_ids[row])
 
     # -- schema changes -----------------------------------------------------------------------------
 
@@ -601,8 +647,34 @@ class Org:
             "deleted": {name: self.count(name, include_deleted=True) - self.count(name) for name in self.tables},
             "api_usage": {"used": used, "max": quota},
             "open_cursors": self.cursors.count(),
+            "bulk_jobs": self.bulk.count(),
+            "latency_profile": self.latency.name,
             "options": self.options(),
         }
+
+
+_ADDRESS_PARTS = (
+    ("city", "City"),
+    ("country", "Country"),
+    ("geocodeAccuracy", "GeocodeAccuracy"),
+    ("latitude", "Latitude"),
+    ("longitude", "Longitude"),
+    ("postalCode", "PostalCode"),
+    ("state", "State"),
+    ("street", "Street"),
+)
+
+
+def _address_getter(table: Table, prefix: str) -> Any:
+    """A compound address read from its components: REST's JSON object (keys in alphabetical
+    order, as Salesforce sends them), or null when every component is null."""
+    parts = [(key, table.getter(prefix + suffix)) for key, suffix in _ADDRESS_PARTS]
+
+    def address(row: int) -> dict[str, Any] | None:
+        value = {key: get(row) for key, get in parts}
+        return value if any(v is not None for v in value.values()) else None
+
+    return address
 
 
 _ADDABLE_TYPES = {

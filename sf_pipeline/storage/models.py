@@ -146,7 +146,9 @@ class Credential(Base):
 
     __tablename__ = "credentials"
 
-    integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"), primary_key=True)
+    integration_id: Mapped[int] = mapped_column(
+        ForeignKey("integrations.id", ondelete="CASCADE"), primary_key=True
+    )
     client_id: Mapped[str] = mapped_column(String(255))
     client_secret_enc: Mapped[str] = mapped_column(Text)
     refresh_token_enc: Mapped[str] = mapped_column(Text)
