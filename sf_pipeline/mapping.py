@@ -19,15 +19,18 @@ value that converts, in mapping order, wins.
 
 from __future__ import annotations
 
-import builtins
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sf_pipeline.errors import ConfigError
+from sf_pipeline.mapping_spec import MappingLike as MappingLike
+from sf_pipeline.mapping_spec import MappingSpec as MappingSpec
+from sf_pipeline.mapping_spec import as_spec as as_spec
+from sf_pipeline.mapping_spec import default_mappings as default_mappings
 from sf_pipeline.salesforce.describe import (
     BOOLEAN_TYPES,
     DATE_TYPES,
@@ -60,47 +63,7 @@ _EMAIL = re.compile(EMAIL_PATTERN)
 _EXACT_FLOAT_INT = 2**53
 
 
-# --- mapping definitions -------------------------------------------------------------------------
-
-
-class MappingLike(Protocol):
-    """A ``MappingSpec`` or a stored ``FieldMapping`` row."""
-
-    # builtins.property: a member named ``property`` shadows the decorator inside this class.
-    @builtins.property
-    def field(self) -> str: ...
-    @builtins.property
-    def property(self) -> str: ...
-    @builtins.property
-    def object_name(self) -> str | None: ...
-    @builtins.property
-    def type(self) -> str | None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class MappingSpec:
-    """One mapping: Salesforce ``field`` (or ``Lead.Email``-style parent path) → user ``property``."""
-
-    field: str
-    property: str
-    object_name: str | None = None
-    type: str | None = None
-
-
-def as_spec(mapping: MappingLike) -> MappingSpec:
-    """A ``MappingSpec`` for a spec or a stored ``FieldMapping`` row."""
-    if isinstance(mapping, MappingSpec):
-        return mapping
-    return MappingSpec(mapping.field, mapping.property, mapping.object_name, mapping.type)
-
-
-def default_mappings() -> list[MappingSpec]:
-    return [
-        MappingSpec("Email", "email"),
-        MappingSpec("FirstName", "first_name"),
-        MappingSpec("LastName", "last_name"),
-        MappingSpec("Phone", "phone"),
-    ]
+# --- mapping definitions (sf_pipeline.mapping_spec, re-exported) ------------------------------------
 
 
 @dataclass(frozen=True, slots=True)

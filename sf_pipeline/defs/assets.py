@@ -4,6 +4,7 @@ Each body is a few calls into ``sf_pipeline.sync.service``; what passes between 
 manifest naming Parquet chunk files, never the records themselves.
 """
 
+
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -32,13 +33,8 @@ def guarded(context: dg.AssetExecutionContext, resource: SfPipelineResource, ste
         final = not retryable or context.retry_number >= RETRY_POLICY.max_retries
         message = str(exc) or type(exc).__name__
         if final:
-            service.record_failure(
-                resource.services(),
-                context.partition_key,
-                context.run.run_id,
-                message,
-                duration_s=time.perf_counter() - started,
-            )
+            service.record_failure(resource.services(), context.partition_key, context.run.run_id, message,
+                                   duration_s=time.perf_counter() - started)
             context.log.error(f"Sync failed: {message}")
             # ``from None``: the user-facing reason is the message; no chained traceback in the run.
             raise dg.Failure(description=message, allow_retries=False) from None
@@ -60,11 +56,8 @@ def _md(values: dict[str, Any]) -> dict[str, Any]:
 )
 def salesforce_records(context: dg.AssetExecutionContext, sf_pipeline: SfPipelineResource) -> dg.MaterializeResult[Any]:
     full = context.run.tags.get(FULL_SYNC_TAG) == "true"
-    manifest = guarded(
-        context,
-        sf_pipeline,
-        lambda: service.extract(sf_pipeline.services(), context.partition_key, context.run.run_id, full=full),
-    )
+    manifest = guarded(context, sf_pipeline, lambda: service.extract(
+        sf_pipeline.services(), context.partition_key, context.run.run_id, full=full))
     for obj in manifest.objects:
         context.log.info(
             f"{obj.object_name}: fetched {obj.fetched} of {obj.total} ({'full' if obj.full else 'incremental'}), "
@@ -104,16 +97,10 @@ def user_changes(
         context.log.warning(f"{counts.invalid_values} invalid values dropped in all (first 20 shown)")
     return dg.MaterializeResult(
         value=changes,
-        metadata={
-            "created": counts.created,
-            "updated": counts.updated,
-            "unchanged": counts.unchanged,
-            "deleted": counts.deleted,
-            "skipped_deleted": counts.skipped,
-            "invalid_values": counts.invalid_values,
-            "invalid_records": counts.invalid_records,
-            "duration_s": changes.duration_s,
-        },
+        metadata={"created": counts.created, "updated": counts.updated, "unchanged": counts.unchanged,
+                  "deleted": counts.deleted, "skipped_deleted": counts.skipped,
+                  "invalid_values": counts.invalid_values, "invalid_records": counts.invalid_records,
+                  "duration_s": changes.duration_s},
     )
 
 

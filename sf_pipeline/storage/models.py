@@ -90,6 +90,8 @@ class Integration(Base):
     last_attempt_at: Mapped[datetime | None] = mapped_column(nullable=True)
     activated_at: Mapped[datetime | None] = mapped_column(nullable=True)
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    # How far below the watermark incremental runs start reading (records that commit late).
+    lookback_minutes: Mapped[int] = mapped_column(Integer, default=10, server_default="10")
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

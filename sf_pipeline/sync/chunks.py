@@ -88,13 +88,17 @@ class ChunkWriter:
             writing.result()
 
     def abort(self) -> None:
-        """The stage failed: drop what is buffered and let a write in flight finish (its error, if
-        any, is not the one to report), so no file appears after the stage has given up."""
+        """The stage failed: drop what is buffered, let a write in flight finish (its error, if
+        any, is not the one to report) and remove the chunks written, so nothing the failed stage
+        wrote is left for a reader to mistake for a result."""
         self._pending = []
         self._buffered = 0
         writing, self._writing = self._writing, None
         if writing is not None:
             writing.exception()
+        for path in self.paths:
+            Path(path).unlink(missing_ok=True)
+        self.paths = []
 
     def close(self) -> list[str]:
         """Write what is buffered; return the chunk files once every one of them is on disk."""

@@ -237,6 +237,8 @@ def _checked_changes(rows: list[_Candidate], object_name: str, result: ChangedOb
                 setattr(candidate.user, v.column, None)
                 counts.invalid_values += 1
                 reason = f"breaks the user row contract: {v.check}"
+            elif v.row in broken:
+                continue  # one warning per dropped record
             else:
                 broken.add(v.row)
                 reason = f"invalid record: {v.column} breaks the user row contract ({v.check})"

@@ -25,6 +25,9 @@ from sf_pipeline.sync.manifests import ExtractedObject
 from sf_pipeline.sync.plan import ObjectPlan, parse_sf_datetime
 
 PAGE_SIZE = 2000
+# A LastModifiedDate the watermark may take: Salesforce's ISO-8601 shape (anything else is the
+# diff's to report as an invalid record, never the watermark's).
+_TIMESTAMP = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:?[0-9]{2})$"
 
 
 class QueryPage(Protocol):
@@ -123,7 +126,8 @@ def extract_object(
             writer.append(batch)
             n = batch.num_rows
             if n:
-                page_newest = pc.max(batch["LastModifiedDate"]).as_py()
+                modified = batch["LastModifiedDate"]
+                page_newest = pc.max(modified.filter(pc.match_substring_regex(modified, _TIMESTAMP))).as_py()
                 if page_newest is not None and (newest is None or page_newest > newest):
                     newest = page_newest
                 result.deleted_seen += pc.sum(batch["IsDeleted"]).as_py() or 0

@@ -73,7 +73,8 @@ def violations(table: pyarrow.Table) -> list[Violation]:
         found: list[Violation] = []
         for case in errors.failure_cases.iter_rows(named=True):
             if case["index"] is None:
-                raise ContractError(f"change chunk rejected: {case['column']}: {case['check']}") from None
+                what = case["column"] or case["failure_case"]  # a missing column is named as the failure
+                raise ContractError(f"change chunk rejected: {what}: {case['check']}") from None
             value = case["failure_case"]
             found.append(Violation(int(case["index"]), str(case["column"]), str(case["check"]),
                                    "null" if value is None else str(value)))

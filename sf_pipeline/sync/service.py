@@ -34,7 +34,7 @@ from sf_pipeline.sync.chunks import DEFAULT_ROWS_PER_CHUNK
 from sf_pipeline.sync.diff import diff_object
 from sf_pipeline.sync.extract import PAGE_SIZE
 from sf_pipeline.sync.manifests import ChangeManifest, ExtractManifest, SyncSummary
-from sf_pipeline.sync.plan import DEFAULT_LOOKBACK, ObjectPlan, plan_object
+from sf_pipeline.sync.plan import ObjectPlan, plan_object
 from sf_pipeline.sync.upsert import apply_chunks
 
 PROGRESS_EVERY_S = 0.5
@@ -49,7 +49,6 @@ class Services:
     cipher: Cipher
     open_client: Callable[[str], SalesforceClient]
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    lookback: timedelta = DEFAULT_LOOKBACK
     # Records per Salesforce page (Sforce-Query-Options batchSize, 200..2000).
     page_size: int = PAGE_SIZE
     # Rows per Parquet chunk, in every stage (small in tests, to exercise many chunks).
@@ -73,7 +72,7 @@ def _mapping_key(mappings: list[FieldMapping], object_name: str) -> list[tuple[s
 
 
 def build_plans(
-    client: SalesforceClient, session: Session, integration: Integration, *, force_full: bool, lookback: timedelta
+    client: SalesforceClient, session: Session, integration: Integration, *, force_full: bool
 ) -> list[tuple[ObjectPlan, ResolvedMapping]]:
     """Each object's plan and its mapping, resolved against describe once for the whole run."""
     states = lifecycle.sync_states(session, integration)
@@ -93,7 +92,7 @@ def build_plans(
             stored_watermark=state.watermark if state else None,
             stored_fingerprint=state.config_fingerprint if state else None,
             force_full=force_full,
-            lookback=lookback,
+            lookback=timedelta(minutes=integration.lookback_minutes),
         )
         plans.append((plan, mapping))
     return plans
@@ -117,7 +116,7 @@ def extract(services: Services, name: str, run_id: str, *, full: bool = False) -
     preflight(services, client, name, run_id, now=now)
     with services.database.session() as session:
         integration = get_integration(session, name)
-        plans = build_plans(client, session, integration, force_full=force_full, lookback=services.lookback)
+        plans = build_plans(client, session, integration, force_full=force_full)
         journal = JobJournal(services.database, integration.id, run_id)
         api = integration.api or "auto"
     bulk = BulkQueryClient(client, page_records=services.bulk_page_records, poll=services.bulk_poll)
