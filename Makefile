@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench browser
+.PHONY: setup demo test lint bench bench-bulk browser
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -31,3 +31,8 @@ test: setup browser lint
 
 bench: setup
 	$(PY) bench/run.py
+	$(PY) bench/bulk.py
+
+# Bulk API 2.0 against REST only (1,000,000 Leads, without and with the sandbox's latency profile).
+bench-bulk: setup
+	$(PY) bench/bulk.py
