@@ -148,8 +148,8 @@ def one_sync(box: Sandbox, api: str, latency: str, records: int, backend: str, l
     apis = result.summary.get("apis", {})
     print(f"  {latency:10} {api:4}: {result.wall_s:7.1f} s wall, {result.run_s or 0:7.1f} s run, "
           f"{result.fetched:,} records, apis {apis}, {result.api_calls} API calls {row.server_calls}, "
-          f"peak {result.peak_rss_mb:.0f} MB, cpu {result.cpu_s:.1f} s (sandbox {result.sandbox_cpu_s:.1f} s)",
-          flush=True)
+          f"peak {result.peak_rss_mb:.0f} MB, cpu {result.cpu_s:.1f} s (sandbox {result.sandbox_cpu_s:.1f} s), "
+          f"steps {result.steps}, step peaks MB {result.step_peak_mb}", flush=True)
     if apis.get("Lead") != api:
         raise SystemExit(f"the {api} sync used {apis.get('Lead')} for Lead")
     return row
@@ -158,8 +158,9 @@ def one_sync(box: Sandbox, api: str, latency: str, records: int, backend: str, l
 def table(rows: list[Row]) -> list[str]:
     lines = [
         "| latency | API | Leads | wall s | run s | records/s wall (run) | API calls (bound) | sandbox calls "
-        "| peak RSS MB | pipeline CPU s (per 1M) | sandbox CPU s (per 1M) |",
-        "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|",
+        "| extract / diff / upsert s | peak RSS MB (extract / diff / upsert) | pipeline CPU s (per 1M) "
+        "| sandbox CPU s (per 1M) |",
+        "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
     for r in rows:
         res = r.result
@@ -167,11 +168,17 @@ def table(rows: list[Row]) -> list[str]:
         calls = ", ".join(f"{k} {v}" for k, v in r.server_calls.items())
         lines.append(
             f"| {r.latency} | {r.api} | {r.records:,} | {res.wall_s:.2f} | {res.run_s or 0:.2f} | "
-            f"{r.rate(res.wall_s):,.0f} ({r.rate(res.run_s):,.0f}) | {bound} | {calls} | {res.peak_rss_mb:.0f} | "
+            f"{r.rate(res.wall_s):,.0f} ({r.rate(res.run_s):,.0f}) | {bound} | {calls} | {_steps(res.steps)} | "
+            f"{res.peak_rss_mb:.0f} ({_steps(res.step_peak_mb, '.0f')}) | "
             f"{res.cpu_s:.1f} ({r.per_million(res.cpu_s):.1f}) | "
             f"{res.sandbox_cpu_s:.1f} ({r.per_million(res.sandbox_cpu_s):.1f}) |"
         )
     return lines
+
+
+def _steps(values: dict[str, float], spec: str = ".1f") -> str:
+    return " / ".join(format(values[k], spec) if k in values else "-"
+                      for k in ("salesforce_records", "user_changes", "spotzee_users"))
 
 
 def verdicts(rows: list[Row]) -> list[str]:
