@@ -73,13 +73,14 @@ class PollSchedule:
     """When to poll a job's status (each poll is an API call).
 
     Blind, the delay starts at ``first`` and doubles up to ``longest``: the number of polls grows
-    with the logarithm of the processing time. When the number of records the job will process is
-    known (from ``COUNT()``) and the job reports progress (``numberRecordsProcessed`` while
-    ``InProgress``), the next poll is timed for the predicted completion instead (at most
-    ``longest_predicted`` away), so a long job costs a few polls and little idle time."""
+    with the logarithm of the processing time, and a job is seen complete at most ``longest``
+    seconds late. When the number of records the job will process is known (an incremental run's
+    estimate) and the job reports progress (``numberRecordsProcessed`` while ``InProgress``), the
+    next poll is timed for the predicted completion instead (at most ``longest_predicted`` away).
+    No ``COUNT()`` is asked for a full sync: on a large object it can take about as long as the job."""
 
-    first: float = 0.05
-    longest: float = 10.0
+    first: float = 0.5
+    longest: float = 8.0
     longest_predicted: float = 60.0
     timeout: float = 6 * 3600.0
 

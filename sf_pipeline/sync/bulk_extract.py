@@ -100,9 +100,6 @@ def extract_objects(
                 jobs[plan.object_name] = job_id
             else:
                 fallbacks[plan.object_name] = failure or "unknown"
-    # While Salesforce works on the jobs: how many records each will hold, so polls are timed by
-    # the job's progress rather than blind (one COUNT() call per job).
-    expected = {plan.object_name: _count(client, plan) for plan, _ in plans if plan.object_name in jobs}
     results = []
     for plan, mapping in plans:
         name = plan.object_name
@@ -110,7 +107,7 @@ def extract_objects(
         if name in jobs:
             assert choice is not None
             results.append(_bulk_or_fallback(client, bulk, plan, mapping, jobs[name], choice, out_dir=out_dir,
-                                             journal=journal, options=options, expected=expected.get(name)))
+                                             journal=journal, options=options))
         elif name in fallbacks:
             results.append(_rest(client, plan, mapping, out_dir=out_dir, options=options,
                                  reason=_fallback_reason(fallbacks[name])))
@@ -146,17 +143,6 @@ def _estimate_then_extract(
                      reason=_fallback_reason(failure or "unknown"))
     return _bulk_or_fallback(client, bulk, plan, mapping, job_id, choice, out_dir=out_dir, journal=journal,
                              options=options, expected=first.total_size)
-
-
-def _count(client: SalesforceClient, plan: ObjectPlan) -> int | None:
-    try:
-        return client.count(plan.count_soql())
-    except _FATAL as exc:
-        log.error("%s: stopped while its Bulk API 2.0 job runs: %s", plan.object_name, exc.message)
-        raise
-    except SalesforceError as exc:  # only a hint for polling
-        log.info("%s: no record count for the Bulk API job (%s)", plan.object_name, exc.message)
-        return None
 
 
 def _start_job(bulk: BulkQueryClient, plan: ObjectPlan, journal: Journal) -> tuple[str | None, str | None]:

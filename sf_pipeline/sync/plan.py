@@ -53,10 +53,6 @@ class ObjectPlan:
     since: datetime | None
     fingerprint: str
 
-    def count_soql(self) -> str:
-        """``SELECT COUNT()`` over the same records (Salesforce answers with ``totalSize`` only)."""
-        return "SELECT COUNT() FROM " + self.soql(ordered=False).split(" FROM ", 1)[1]
-
     def soql(self, *, ordered: bool = True) -> str:
         """The object's query. Bulk API 2.0 jobs take it unordered (``ordered=False``): Salesforce
         discourages ORDER BY there, and the watermark is the newest timestamp seen, not the last."""
