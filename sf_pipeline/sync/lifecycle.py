@@ -30,7 +30,8 @@ def begin_run(session: Session, integration: Integration, run_id: str, *, full: 
     existing = session.get(SyncRun, run_id)
     if existing is None:
         session.add(SyncRun(run_id=run_id, integration_id=integration.id, full=full, started_at=now))
-        record_event(session, integration, EventType.SYNC_STARTED, run_id=run_id, at=now, details={"full": full})
+        record_event(session, integration, EventType.SYNC_STARTED, run_id=run_id, at=now,
+                     details={"full": full})
     else:  # a retried step of the same run
         existing.status = "started"
         existing.error = None
@@ -74,14 +75,8 @@ def complete_run(
     if fallbacks:
         details["api_fallbacks"] = fallbacks
     if counts.created:
-        record_event(
-            session,
-            integration,
-            EventType.RECORDS_IMPORTED,
-            run_id=extract.run_id,
-            at=now,
-            counts={"created": counts.created},
-        )
+        record_event(session, integration, EventType.RECORDS_IMPORTED, run_id=extract.run_id, at=now,
+                     counts={"created": counts.created})
     if counts.updated or counts.deleted:
         record_event(session, integration, EventType.RECORDS_UPDATED, run_id=extract.run_id, at=now,
                      counts={"updated": counts.updated, "deleted": counts.deleted})

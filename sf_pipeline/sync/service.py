@@ -162,9 +162,8 @@ def upsert(services: Services, changes: ChangeManifest, *, started: float | None
         project_id, integration_id = integration.project_id, integration.id
     now = services.now()
     for obj in changes.objects:
-        apply_chunks(
-            services.database.session, obj.chunk_paths, project_id=project_id, integration_id=integration_id, now=now
-        )
+        apply_chunks(services.database.session, obj.chunk_paths, project_id=project_id,
+                     integration_id=integration_id, now=now)
     if started is None:
         duration = changes.extract.duration_s + changes.duration_s + (time.perf_counter() - upsert_started)
     else:
@@ -183,16 +182,14 @@ class HealthCheckFailed(Exception):
 def preflight(services: Services, client: SalesforceClient, name: str, run_id: str, *, now: datetime) -> None:
     with services.database.session() as session:
         integration = get_integration(session, name)
-        outcomes = health.evaluate(
-            client, integration, lifecycle.sync_states(session, integration), now=now, checks=health.PREFLIGHT_CHECKS
-        )
+        outcomes = health.evaluate(client, integration, lifecycle.sync_states(session, integration), now=now,
+                                   checks=health.PREFLIGHT_CHECKS)
         health.store(session, integration, outcomes, now=now, run_id=run_id)
         health.update_status(integration, outcomes)
     failed = [o for o in outcomes if not o.passed]
     if failed:
-        raise HealthCheckFailed(
-            "Health check failed before sync: " + "; ".join(f"{o.name.value}: {o.description}" for o in failed)
-        )
+        raise HealthCheckFailed("Health check failed before sync: " + "; ".join(
+            f"{o.name.value}: {o.description}" for o in failed))
 
 
 def check_health(
@@ -210,15 +207,11 @@ def check_health(
                 details = dict(row.details)
                 description = str(details.pop("description", ""))
                 reused[health.CheckName(row.check_name)] = health.CheckOutcome(
-                    health.CheckName(row.check_name), row.passed, description, details
-                )
+                    health.CheckName(row.check_name), row.passed, description, details)
         todo = [c for c in checks if c not in reused]
         client = services.open_client(name) if todo else None
-        fresh = (
-            health.evaluate(client, integration, lifecycle.sync_states(session, integration), now=now, checks=todo)
-            if client is not None
-            else []
-        )
+        fresh = (health.evaluate(client, integration, lifecycle.sync_states(session, integration), now=now,
+                                 checks=todo) if client is not None else [])
         outcomes = {o.name: o for o in [*reused.values(), *fresh]}
         ordered = [outcomes[c] for c in checks]
         health.store(session, integration, fresh, now=now, run_id=run_id)
