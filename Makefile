@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench bench-deploy browser
+.PHONY: setup demo test lint bench bench-bulk bench-deploy browser
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -31,6 +31,11 @@ test: setup browser lint
 
 bench: setup
 	$(PY) bench/run.py
+	$(PY) bench/bulk.py
+
+# Bulk API 2.0 against REST only (1,000,000 Leads, without and with the sandbox's latency profile).
+bench-bulk: setup
+	$(PY) bench/bulk.py
 
 # Dispatcher tick at 10,000 integrations and syncs per hour, on the production topology.
 bench-deploy: setup

@@ -6,6 +6,7 @@ project_id: 42
 login_url: https://login.salesforce.com
 frequency_minutes: 60      # whole minutes, at least 5 (default 60)
 lookback_minutes: 10       # incremental runs re-read this far below the watermark (0-1440, default 10)
+api: auto                  # auto (Bulk API 2.0 for large results), rest or bulk (default auto)
 objects:                   # any of Lead, Contact, CampaignMember, each with its own rules
   Lead:
     match: all             # all = AND, any = OR
@@ -179,6 +180,7 @@ class IntegrationSpec(_Strict):
     login_url: str
     frequency_minutes: int = DEFAULT_FREQUENCY_MINUTES
     lookback_minutes: int = DEFAULT_LOOKBACK_MINUTES
+    api: Literal["auto", "rest", "bulk"] = "auto"
     # Keys are checked before validation (see ``spec_from_data``) so errors can name the object.
     objects: dict[str, ObjectSpec] = Field(min_length=1)
     mappings: list[MappingEntry] | None = None
@@ -475,6 +477,7 @@ def apply_spec(session: Session, spec: IntegrationSpec, *, describe: Describe | 
         integration.login_url = spec.login_url
         integration.frequency_minutes = spec.frequency_minutes
     integration.lookback_minutes = spec.lookback_minutes
+    integration.api = spec.api
     _replace_objects(integration, spec)
     if new_mappings is not None:
         replace_mappings(integration, new_mappings)

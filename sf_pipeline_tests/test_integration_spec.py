@@ -421,3 +421,18 @@ def test_rule_text_reads_like_the_file() -> None:
     assert rule_text(Rule("Email", "is_set")) == "Email is_set"
     assert rule_text(Rule("IsConverted", "equals", False)) == "IsConverted equals false"
     assert rule_text(Rule("ConvertedDate", "less_than", date(2024, 1, 1))) == "ConvertedDate less_than 2024-01-01"
+
+
+# --- the Salesforce API ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("api", ["auto", "rest", "bulk"])
+def test_api_is_auto_rest_or_bulk(api: str) -> None:
+    assert parse_spec(EXAMPLE).api == "auto"
+    assert parse_spec(EXAMPLE.replace("frequency_minutes: 60\n", f"frequency_minutes: 60\napi: {api}\n")).api == api
+
+
+def test_an_unknown_api_is_refused_naming_the_choices() -> None:
+    key, reason = _problem(EXAMPLE.replace("frequency_minutes: 60\n", "frequency_minutes: 60\napi: soap\n"))
+    assert key == "api"
+    assert "'soap'" in reason and "'auto'" in reason and "'rest'" in reason and "'bulk'" in reason

@@ -74,7 +74,8 @@ def test_a_failed_sync_sets_error_and_the_next_successful_sync_returns_active(
 def test_transient_faults_are_retried_inside_a_run(
     small_sandbox: SandboxHandle, database_url: str, tmp_path: Path, dagster_instance: dg.DagsterInstance
 ) -> None:
-    with pipeline(small_sandbox, database_url, tmp_path, page_size=200) as p:
+    rest = DEFAULT_SPEC.replace("frequency_minutes: 60\n", "frequency_minutes: 60\napi: rest\n")  # REST paging
+    with pipeline(small_sandbox, database_url, tmp_path, page_size=200, spec=rest) as p:
         small_sandbox.org.inject_fault("query", "status", count=2, status=503)
         small_sandbox.org.inject_fault("query_more", "drop", count=1)
         dagster_instance.add_dynamic_partitions("integrations", ["acme"])

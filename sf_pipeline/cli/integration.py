@@ -195,6 +195,8 @@ def _overview(integration: Integration) -> Table:
         ("Login URL", Text(integration.login_url)),
         ("Salesforce", connection),
         ("Frequency", f"every {integration.frequency_minutes} minutes"),
+        ("Salesforce API", {"rest": "REST", "bulk": "Bulk API 2.0"}.get(
+            integration.api, "auto (Bulk API 2.0 for large results, REST otherwise)")),
         ("Last synced", when(integration.last_synced_at)),
     ]
     if integration.last_error and integration.status == IntegrationStatus.ERROR.value:

@@ -70,6 +70,7 @@ def sync_command(
         "run_id": outcome.run_id,
         **{key: counts.get(key, 0) for key in SUMMARY_KEYS},
     }
+    summary["apis"] = counts.get("apis", {})  # which API fetched each object: "rest" or "bulk"
     if not counts:
         summary["fetched"] = fetched
         summary["duration_s"] = round(time.perf_counter() - started, 3)
@@ -92,4 +93,6 @@ def _print_summary(name: str, summary: dict[str, Any]) -> None:
     table = Table(show_header=False, box=None)
     for key in SUMMARY_KEYS:
         table.add_row(key.replace("_", " "), str(summary[key]))
+    if summary.get("apis"):
+        table.add_row("apis", ", ".join(f"{obj}: {api}" for obj, api in summary["apis"].items()))
     console.print(table)

@@ -97,6 +97,7 @@ def records_metadata(manifest: ExtractManifest) -> dict[str, Any]:
     return _md({
         "fetched": manifest.fetched,
         "api_calls": manifest.api_calls,
+        "apis": dg.MetadataValue.json({o.object_name: o.api for o in manifest.objects}),
         "duration_s": manifest.duration_s,
         "mode": ", ".join(f"{o.object_name}: {'full' if o.full else 'incremental'}" for o in manifest.objects),
         "watermark_before": ", ".join(f"{o.object_name}: {o.watermark_before}" for o in manifest.objects),
@@ -154,8 +155,10 @@ def salesforce_sync(
     for obj in manifest.objects:
         context.log.info(
             f"{obj.object_name}: fetched {obj.fetched} of {obj.total} ({'full' if obj.full else 'incremental'}), "
-            f"watermark {obj.watermark_before} → {obj.watermark_after}"
+            f"watermark {obj.watermark_before} → {obj.watermark_after}, over {obj.api.upper()} ({obj.api_reason})"
         )
+        if obj.api_reason and "fell back" in obj.api_reason:
+            context.log.warning(f"{obj.object_name}: {obj.api_reason}")
     if RECORDS in selected:
         yield dg.MaterializeResult(asset_key=RECORDS, metadata=records_metadata(manifest))
 

@@ -162,6 +162,12 @@ class SalesforceClient:
 
     # ----------------------------------------------------------------------- plumbing
 
+    def call(self, fn: Callable[[Salesforce], T]) -> T:
+        """Run ``fn(sf)`` as one counted API call with this client's refresh and retry rules: a
+        stale token is refreshed and ``fn`` repeated; a ``TransientError`` is retried with backoff.
+        For endpoints this client has no method for (the Bulk API 2.0 job client uses it)."""
+        return self._call(fn)
+
     def _call(self, fn: Callable[..., T], *args: Any, count: bool = True) -> T:
         attempts = 0
         refreshes = 0

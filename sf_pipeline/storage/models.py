@@ -77,6 +77,8 @@ class Integration(Base):
     login_url: Mapped[str] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(16), default=IntegrationStatus.INCOMPLETE.value)
     frequency_minutes: Mapped[int] = mapped_column(Integer, default=60)
+    # Which Salesforce API extracts records: auto (Bulk API 2.0 for large results), rest or bulk.
+    api: Mapped[str] = mapped_column(String(8), default="auto", server_default="auto")
     # One Salesforce org belongs to one integration (and so one project): unique when known.
     org_id: Mapped[str | None] = mapped_column(String(18), unique=True, nullable=True)
     objects_saved: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -198,6 +200,19 @@ class SyncRun(Base):
     fetched: Mapped[int] = mapped_column(Integer, default=0)
     counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class BulkQueryJob(Base):
+    """A Bulk API 2.0 job a run created and has not finished with. A row left behind means the run
+    was killed: the next run aborts the job (its results are never read by anyone else)."""
+
+    __tablename__ = "bulk_query_jobs"
+
+    job_id: Mapped[str] = mapped_column(String(18), primary_key=True)
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"), index=True)
+    run_id: Mapped[str] = mapped_column(String(64))
+    object_name: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class LogEvent(Base):

@@ -5,6 +5,7 @@ status change ``sf_pipeline.lifecycle`` rules for a success or a failure.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -68,7 +69,11 @@ def complete_run(
         run.status = "succeeded"
         run.finished_at = now
         run.counts = summary.as_dict()
-    details = {"warnings": changes.warnings} if changes.warnings else {}
+    details: dict[str, Any] = {"warnings": changes.warnings} if changes.warnings else {}
+    details["apis"] = summary.apis
+    fallbacks = {o.object_name: o.api_reason for o in extract.objects if o.api_reason and "fell back" in o.api_reason}
+    if fallbacks:
+        details["api_fallbacks"] = fallbacks
     if counts.created:
         record_event(session, integration, EventType.RECORDS_IMPORTED, run_id=extract.run_id, at=now,
                      counts={"created": counts.created})

@@ -31,6 +31,10 @@ class ExtractedObject:
     fetched: int = 0
     deleted_seen: int = 0
     chunk_paths: list[str] = field(default_factory=list)
+    # Which API fetched the records ("rest" or "bulk"), and why when it is not the obvious one
+    # (a fallback from Bulk API 2.0 to REST names the failure).
+    api: str = "rest"
+    api_reason: str | None = None
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -120,6 +124,8 @@ class SyncSummary:
     api_calls: int
     duration_s: float
     watermarks: dict[str, WatermarkMove]
+    # Which API fetched each object: "rest" or "bulk" (Bulk API 2.0).
+    apis: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, changes: ChangeManifest, *, duration_s: float) -> SyncSummary:
@@ -138,16 +144,18 @@ class SyncSummary:
             duration_s=round(duration_s, 3),
             watermarks={o.object_name: WatermarkMove(o.watermark_before, o.watermark_after, o.full)
                         for o in extract.objects},
+            apis={o.object_name: o.api for o in extract.objects},
         )
 
     def counts(self) -> dict[str, int | float]:
-        """The scalar figures, without the watermarks."""
-        return {k: v for k, v in asdict(self).items() if k != "watermarks"}
+        """The scalar figures, without the watermarks and APIs."""
+        return {k: v for k, v in asdict(self).items() if k not in ("watermarks", "apis")}
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON shape (watermarks as ISO-8601 text)."""
         return {
             **self.counts(),
+            "apis": dict(self.apis),
             "watermarks": {
                 name: {"before": m.before.isoformat() if m.before else None,
                        "after": m.after.isoformat() if m.after else None, "full": m.full}

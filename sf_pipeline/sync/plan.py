@@ -53,14 +53,17 @@ class ObjectPlan:
     since: datetime | None
     fingerprint: str
 
-    def soql(self) -> str:
+    def soql(self, *, ordered: bool = True) -> str:
+        """The object's query. Bulk API 2.0 jobs take it unordered (``ordered=False``): Salesforce
+        discourages ORDER BY there, and the watermark is the newest timestamp seen, not the last."""
         conditions = []
         if self.since is not None:
             conditions.append(f"LastModifiedDate >= {soql_datetime(self.since)}")
         if self.where:
             conditions.append(f"({self.where})")
         where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-        return f"SELECT {', '.join(self.fields)} FROM {self.object_name}{where} ORDER BY LastModifiedDate ASC, Id ASC"
+        order = " ORDER BY LastModifiedDate ASC, Id ASC" if ordered else ""
+        return f"SELECT {', '.join(self.fields)} FROM {self.object_name}{where}{order}"
 
 
 def plan_object(

@@ -18,17 +18,21 @@ from sqlalchemy.orm import Session
 from sf_pipeline import health
 from sf_pipeline.mapping import ResolvedMapping, resolve_object_mapping
 from sf_pipeline.rules import Rule, compile_where
+from sf_pipeline.salesforce.bulk import DEFAULT_PAGE_RECORDS, BulkQueryClient, PollSchedule
 from sf_pipeline.salesforce.client import SalesforceClient
 from sf_pipeline.secrets import Cipher
 from sf_pipeline.settings import Settings
+from sf_pipeline.storage.bulk_jobs import JobJournal
 from sf_pipeline.storage.database import Database
 from sf_pipeline.storage.integrations import get_integration
 from sf_pipeline.storage.models import FieldMapping, HealthResult, Integration, SyncRun
 from sf_pipeline.storage.users import StoredUsers
 from sf_pipeline.sync import lifecycle
+from sf_pipeline.sync.api_choice import BULK_THRESHOLD
+from sf_pipeline.sync.bulk_extract import ExtractOptions, abort_leftover_jobs, extract_objects
 from sf_pipeline.sync.chunks import DEFAULT_ROWS_PER_CHUNK
 from sf_pipeline.sync.diff import diff_object
-from sf_pipeline.sync.extract import PAGE_SIZE, RestBatches, arrow_schema, extract_object
+from sf_pipeline.sync.extract import PAGE_SIZE
 from sf_pipeline.sync.manifests import ChangeManifest, ExtractManifest, SyncSummary
 from sf_pipeline.sync.plan import ObjectPlan, plan_object
 from sf_pipeline.sync.upsert import apply_chunks
@@ -49,6 +53,11 @@ class Services:
     page_size: int = PAGE_SIZE
     # Rows per Parquet chunk, in every stage (small in tests, to exercise many chunks).
     rows_per_chunk: int = DEFAULT_ROWS_PER_CHUNK
+    # Bulk API 2.0: records per results page (maxRecords), the incremental estimate above which
+    # ``api: auto`` uses Bulk, and how often a job's status is polled.
+    bulk_page_records: int = DEFAULT_PAGE_RECORDS
+    bulk_threshold: int = BULK_THRESHOLD
+    bulk_poll: PollSchedule = field(default_factory=PollSchedule)
 
     def now(self) -> datetime:
         return self.clock()
@@ -108,15 +117,17 @@ def extract(services: Services, name: str, run_id: str, *, full: bool = False) -
     with services.database.session() as session:
         integration = get_integration(session, name)
         plans = build_plans(client, session, integration, force_full=force_full)
+        journal = JobJournal(services.database, integration.id, run_id)
+        api = integration.api or "auto"
+    bulk = BulkQueryClient(client, page_records=services.bulk_page_records, poll=services.bulk_poll)
+    abort_leftover_jobs(bulk, journal.leftovers(), journal.forget)
     progress = _Progress(services, run_id)
-    objects = []
-    for plan, mapping in plans:
-        pages = RestBatches(client, plan, arrow_schema(mapping), page_size=services.page_size,
-                            on_total=progress.add_total)
-        extracted = extract_object(pages, plan, mapping, out_dir=out, rows_per_chunk=services.rows_per_chunk,
-                                   on_batch=progress.add)
-        extracted.total = max(pages.total, extracted.fetched)
-        objects.append(extracted)
+    objects = extract_objects(
+        client, bulk, plans, out_dir=out, journal=journal,
+        options=ExtractOptions(api=api, bulk_threshold=services.bulk_threshold, page_size=services.page_size,
+                               rows_per_chunk=services.rows_per_chunk, on_page=progress.add,
+                               on_total=progress.add_total),
+    )
     progress.flush()
     return ExtractManifest(
         integration=name,

@@ -229,3 +229,15 @@ def test_an_object_can_be_dropped_and_selected_again(database: Database) -> None
     with database.session() as session:
         contact = next(o for o in get_integration(session, "acme").objects if o.object_name == "Contact")
         assert contact.rules == [{"field": "Birthdate", "operator": "is_set"}]
+
+
+def test_the_api_choice_is_stored_and_reapplying_changes_it(database: Database) -> None:
+    _apply(database, FILE)
+    with database.session() as session:
+        assert get_integration(session, "acme").api == "auto"
+    _apply(database, FILE.replace("frequency_minutes:", "api: rest\nfrequency_minutes:", 1))
+    with database.session() as session:
+        assert get_integration(session, "acme").api == "rest"
+    _apply(database, FILE)
+    with database.session() as session:
+        assert get_integration(session, "acme").api == "auto"

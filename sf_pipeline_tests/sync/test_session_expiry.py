@@ -7,7 +7,10 @@ from pathlib import Path
 
 from sf_pipeline.sandbox.testing import SandboxHandle
 from sf_pipeline_tests.dbs import sqlite_url
-from sf_pipeline_tests.harness import pipeline
+from sf_pipeline_tests.harness import DEFAULT_SPEC, pipeline
+
+# REST paging: the refresh must repeat the same nextRecordsUrl (Bulk jobs have their own test).
+REST_SPEC = DEFAULT_SPEC.replace("frequency_minutes: 60\n", "frequency_minutes: 60\napi: rest\n")
 
 
 def test_a_session_expired_mid_sync_is_refreshed_and_counts_match_an_uninterrupted_run(
@@ -18,7 +21,7 @@ def test_a_session_expired_mid_sync_is_refreshed_and_counts_match_an_uninterrupt
     with pipeline(small_sandbox, sqlite_url(tmp_path / "steady"), tmp_path / "steady", page_size=200) as steady:
         expected = steady.sync()
         expected_users = steady.users()
-    with pipeline(small_sandbox, database_url, tmp_path / "expiring", page_size=200) as p:
+    with pipeline(small_sandbox, database_url, tmp_path / "expiring", page_size=200, spec=REST_SPEC) as p:
         small_sandbox.org.counters.reset()
         small_sandbox.org.expire_sessions(after_requests=4)  # a few pages into the first object
         summary = p.sync()
