@@ -42,7 +42,7 @@ from sf_pipeline.demo.launcher import (
 )
 from sf_pipeline.sandbox.control import ControlClient
 from sf_pipeline.secrets import KEY_ENV, Cipher, read_or_create_key_file
-from sf_pipeline.settings import Settings, load_settings
+from sf_pipeline.settings import Settings, load_settings, update_config
 from sf_pipeline.storage.database import Database
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -123,6 +123,7 @@ def demo_command(
             if info.ca_bundle:
                 os.environ["REQUESTS_CA_BUNDLE"] = info.ca_bundle
                 os.environ["SSL_CERT_FILE"] = info.ca_bundle
+                update_config(settings.home, ca_bundle=str(Path(info.ca_bundle).resolve()))
             say(f"Sandbox org at {info.login_url} (log: {sandbox.log})")
 
             _connect(settings, cipher, info)
@@ -200,9 +201,7 @@ def _hint(url: str, info: SandboxInfo, home: Path, dagster_home: Path) -> None:
     say(f"  - the '{DEMO_NAME}' partition of 'integrations' on each asset, and the four health checks")
     say(f"    on spotzee_users: {url}/assets/spotzee_users")
     say(f"  - runs: {url}/runs; the sync_dispatcher and health_dispatcher sensors: {url}/automation")
-    say("  - in another terminal, with the same environment:")
-    say(f"      export SF_PIPELINE_HOME={home} DAGSTER_HOME={dagster_home}")
-    if info.ca_bundle:
-        say(f"      export REQUESTS_CA_BUNDLE={info.ca_bundle} SSL_CERT_FILE={info.ca_bundle}")
-    say(f"      .venv/bin/sf-pipeline status; .venv/bin/sf-pipeline logs {DEMO_NAME}")
+    say("  - in another terminal, from this folder (or with --home; no exports needed):")
+    say(f"      .venv/bin/sf-pipeline --home {home} status; .venv/bin/sf-pipeline logs {DEMO_NAME}")
+    say("      .venv/bin/sf-pipeline env   # the home, database, Dagster home and CA bundle in effect")
     say()

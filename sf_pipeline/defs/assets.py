@@ -15,6 +15,7 @@ from sf_pipeline.defs.partitions import integrations
 from sf_pipeline.defs.resources import SfPipelineResource
 from sf_pipeline.salesforce.errors import TransientError
 from sf_pipeline.sync import service
+from sf_pipeline.sync.lifecycle import failure_is_local, warning_total
 from sf_pipeline.sync.manifests import ChangeManifest, ExtractManifest
 
 FULL_SYNC_TAG = "sf_pipeline/full"
@@ -34,7 +35,7 @@ def guarded(context: dg.AssetExecutionContext, resource: SfPipelineResource, ste
         message = str(exc) or type(exc).__name__
         if final:
             service.record_failure(resource.services(), context.partition_key, context.run.run_id, message,
-                                   duration_s=time.perf_counter() - started)
+                                   duration_s=time.perf_counter() - started, local=failure_is_local(exc))
             context.log.error(f"Sync failed: {message}")
             # ``from None``: the user-facing reason is the message; no chained traceback in the run.
             raise dg.Failure(description=message, allow_retries=False) from None
@@ -88,10 +89,12 @@ def user_changes(
 ) -> dg.MaterializeResult[Any]:
     changes = guarded(context, sf_pipeline, lambda: service.diff(sf_pipeline.services(), salesforce_records))
     counts = changes.counts
-    for warning in changes.warnings[:20]:
+    total = warning_total(changes)
+    if total:
+        context.log.warning(f"{total} warnings (values dropped or records skipped); first {len(changes.warnings)} "
+                            f"shown of {total}")
+    for warning in changes.warnings:
         context.log.warning(f"Invalid value dropped: {warning}")
-    if counts.invalid_values > 20:
-        context.log.warning(f"{counts.invalid_values} invalid values dropped in all (first 20 shown)")
     return dg.MaterializeResult(
         value=changes,
         metadata={"created": counts.created, "updated": counts.updated, "unchanged": counts.unchanged,
