@@ -40,6 +40,7 @@ from sf_pipeline.demo.launcher import (
     start_sandbox,
     wait_for_webserver,
 )
+from sf_pipeline.errors import UserError
 from sf_pipeline.sandbox.control import ControlClient
 from sf_pipeline.secrets import KEY_ENV, Cipher, read_or_create_key_file
 from sf_pipeline.settings import Settings, load_settings, update_config
@@ -92,9 +93,9 @@ def demo_command(
 ) -> None:
     """Start the sandbox, connect a demo integration and run Dagster until Ctrl-C."""
     if not 0 < port < 65536:
-        raise DemoError(f"--port must be between 1 and 65535, not {port}")
+        raise UserError(f"--port must be between 1 and 65535, not {port}")
     if records < 0:
-        raise DemoError("--records cannot be negative")
+        raise UserError("--records cannot be negative")
     if not port_free(port):
         raise DemoError(f"port {port} on 127.0.0.1 is in use (another Dagster?): choose another with --port")
 
