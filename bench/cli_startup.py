@@ -79,7 +79,7 @@ def main() -> None:
             timed(argv, env)  # warm the file cache
             samples = [timed(argv, env) for _ in range(args.runs)]
             median = statistics.median(samples)
-            verdict = "–" if label.startswith("python") else ("yes" if median <= TARGET_S else "no")
+            verdict = "-" if label.startswith("python") else ("yes" if median <= TARGET_S else "no")
             print(f"| `{label}` | {median:.2f} | {min(samples):.2f} | {verdict} |", flush=True)
         print()
         print(f"load average {os.getloadavg()[0]:.1f} at the end")
