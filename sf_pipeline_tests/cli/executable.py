@@ -11,7 +11,10 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sf_pipeline_tests.harness import Pipeline
 
 EXECUTABLE = Path(sys.executable).with_name("sf-pipeline")
 # Variables that would make a "fresh terminal" not fresh.
@@ -87,3 +90,18 @@ def one_line(text: str) -> str:
 
 
 
+
+
+def executable_env(p: Pipeline, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """A fresh environment pointed at a test pipeline's home, database, key and sandbox CA."""
+    from sf_pipeline_tests.harness import TEST_KEY
+
+    assert p.sandbox.ca_bundle
+    return fresh_env(
+        tmp_path / "user",
+        SF_PIPELINE_HOME=str(p.services.settings.home),
+        SF_PIPELINE_DATABASE_URL=p.database.url.render_as_string(hide_password=False),
+        SF_PIPELINE_SECRET_KEY=TEST_KEY,
+        REQUESTS_CA_BUNDLE=p.sandbox.ca_bundle,
+        **extra,
+    )

@@ -13,20 +13,8 @@ from sf_pipeline.salesforce.oauth import ClientCredentials, refresh_grant
 from sf_pipeline.sandbox.testing import SandboxHandle
 from sf_pipeline.storage.integrations import load_credentials
 from sf_pipeline.storage.models import User
-from sf_pipeline_tests.cli.executable import fresh_env, one_line, run
-from sf_pipeline_tests.harness import TEST_KEY, Pipeline, pipeline
-
-
-def executable_env(p: Pipeline, tmp_path: Path, **extra: str) -> dict[str, str]:
-    assert p.sandbox.ca_bundle
-    return fresh_env(
-        tmp_path / "user",
-        SF_PIPELINE_HOME=str(p.services.settings.home),
-        SF_PIPELINE_DATABASE_URL=p.database.url.render_as_string(hide_password=False),
-        SF_PIPELINE_SECRET_KEY=TEST_KEY,
-        REQUESTS_CA_BUNDLE=p.sandbox.ca_bundle,
-        **extra,
-    )
+from sf_pipeline_tests.cli.executable import executable_env, one_line, run
+from sf_pipeline_tests.harness import Pipeline, pipeline
 
 
 def refused(p: Pipeline, refresh_token: str) -> bool:
