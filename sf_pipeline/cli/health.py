@@ -60,7 +60,10 @@ def health_command(
                           " ".join(part for part in (description, extra, str(advice or "")) if part))
         console.print(table)
     if not outcome.success or not results:
-        errors.print(f"[bold red]Error:[/] the health run failed: {outcome.error}", highlight=False, soft_wrap=True)
+        from rich.markup import escape
+
+        errors.print(f"[bold red]Error:[/] the health run failed: {escape(str(outcome.error))}", highlight=False,
+                     soft_wrap=True)
         raise typer.Exit(1)
     if not all(r["passed"] for r in results):
         raise typer.Exit(1)

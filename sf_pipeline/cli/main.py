@@ -14,6 +14,7 @@ import importlib
 import os
 import sys
 import traceback
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -99,6 +100,9 @@ def root(
         os.environ[HOME_ENV] = str(home.expanduser().resolve())
     if verbose:
         os.environ[VERBOSE_ENV] = "1"
+    elif os.environ.get(VERBOSE_ENV) != "1":
+        # Library deprecation and preview warnings are for developers, not for an admin's terminal.
+        warnings.filterwarnings("ignore")
     apply_environment()
 
 
@@ -135,7 +139,9 @@ _build()
 def _fail(message: str, code: int) -> None:
     if verbose():
         traceback.print_exc()
-    errors.print(f"[bold red]Error:[/] {message}", highlight=False, soft_wrap=True)
+    from rich.markup import escape
+
+    errors.print(f"[bold red]Error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     sys.exit(code)
 
 

@@ -68,7 +68,7 @@ def sync_command(
 
 
 def _run(database: Database, name: str, *, full: bool, as_json: bool, wait_timeout: float) -> JobOutcome:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from sf_pipeline import runs
     from sf_pipeline.defs.assets import FULL_SYNC_TAG
@@ -87,16 +87,16 @@ def _run(database: Database, name: str, *, full: bool, as_json: bool, wait_timeo
     tags = {"sf_pipeline/trigger": "cli", FULL_SYNC_TAG: "true" if full else "false"}
     if as_json or not errors.is_terminal:
         return runs.execute(instance, SYNC_JOB, name=name, tags=tags, partitioned=True, run_config=run_config())
-    # Until Salesforce reports the total (first page or Bulk job), the bar shows a spinner-like
-    # "starting" rather than a pulsing 0/?.
-    with Progress(TextColumn(f"Syncing [bold]{name}[/]"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("records fetched"), TimeElapsedColumn(), console=errors, transient=True) as bar:
-        task = bar.add_task("sync", total=None, start=False)
+    # Until Salesforce reports the total (the first page's totalSize, or the Bulk job's record
+    # count) the bar stays empty with a note, rather than pulsing at "0/?".
+    with Progress(TextColumn(f"Syncing [bold]{name}[/]"), BarColumn(), TextColumn("{task.fields[note]}"),
+                  TimeElapsedColumn(), console=errors, transient=True) as bar:
+        task = bar.add_task("sync", total=1, completed=0, note="waiting for Salesforce's first answer")
 
         def show(fetched: int, total: int | None) -> None:
             if total:
-                bar.start_task(task)
-                bar.update(task, completed=min(fetched, total), total=total)
+                bar.update(task, completed=min(fetched, total), total=total,
+                           note=f"{fetched:,}/{total:,} records fetched")
 
         return runs.execute(instance, SYNC_JOB, name=name, tags=tags, partitioned=True,
                             database=database, on_progress=show, run_config=run_config())
@@ -131,7 +131,10 @@ def _print_summary(name: str, summary: dict[str, Any]) -> None:
     console.print(f"[bold {colour}]Sync of '{name}' {summary['status']}[/] (run {summary['run_id']})",
                   highlight=False)
     if not ok:
-        errors.print(f"[red]{summary.get('error', '')}[/]", highlight=False, soft_wrap=True)
+        from rich.markup import escape
+
+        errors.print(f"[bold red]Error:[/] {escape(str(summary.get('error', '')))}", highlight=False,
+                     soft_wrap=True)
     from rich.table import Table
 
     table = Table(show_header=False, box=None)
