@@ -14,14 +14,19 @@ from sf_pipeline.secrets import KEY_ENV
 from sf_pipeline.settings import CONFIG_FILE, applied_settings
 
 
-def environment() -> dict[str, Any]:
-    from sqlalchemy.engine import make_url
+def without_password(url: str) -> str:
+    """``url`` with any password replaced by ``***``. Split by hand rather than with SQLAlchemy's
+    URL parser so that this command does not load SQLAlchemy."""
+    scheme, separator, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not separator or not at or ":" not in credentials:
+        return url
+    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
 
+
+def environment() -> dict[str, Any]:
     settings = applied_settings()
-    try:
-        database = make_url(settings.database_url).render_as_string(hide_password=True)
-    except Exception:  # an invalid URL is shown as given (minus nothing secret: it did not parse)
-        database = "(invalid URL)"
+    database = without_password(settings.database_url)
     if os.environ.get(KEY_ENV) is not None:
         key = {"source": f"${KEY_ENV}", "present": bool(os.environ[KEY_ENV].strip())}
     else:

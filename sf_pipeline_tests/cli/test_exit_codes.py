@@ -107,6 +107,10 @@ def test_database_problems_are_one_line_errors(env: dict[str, str], tmp_path: Pa
     line = one_line(unreachable.stderr)
     assert "cannot reach the database postgresql+psycopg2://postgres:***@127.0.0.1:1/sfp" in line
     assert "hunter2" not in line
+    shown = run("env", "--json", env={
+        **env, "SF_PIPELINE_DATABASE_URL": "postgresql+psycopg2://postgres:hunter2-password@127.0.0.1:1/sfp"}).json()
+    assert shown["database_url"] == "postgresql+psycopg2://postgres:***@127.0.0.1:1/sfp"
+    assert shown["database_source"] == "$SF_PIPELINE_DATABASE_URL"
 
     driverless = run("status", env={**env, "SF_PIPELINE_DATABASE_URL": "postgresql://x@127.0.0.1/y"})
     assert driverless.exit_code == 2 and "psycopg2" in one_line(driverless.stderr)
