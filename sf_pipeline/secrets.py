@@ -107,22 +107,23 @@ def _load_cipher(settings: Settings | None, env: Mapping[str, str]) -> Cipher:
 
 
 def credentials_stored(settings: Settings) -> bool:
-    """Whether the application database holds any encrypted credentials (false if it does not exist)."""
-    from sqlalchemy import inspect, text
+    """Whether the application database holds any encrypted credentials (false if it does not
+    exist). Plain SQLAlchemy, not ``sf_pipeline.storage``, which itself depends on this module."""
+    from sqlalchemy import create_engine, inspect, text
+    from sqlalchemy.engine import make_url
 
-    from sf_pipeline.storage.database import Database, sqlite_file
-
-    file = sqlite_file(settings.database_url)
-    if file is not None and not file.exists():
+    url = make_url(settings.database_url)
+    file = Path(str(url.database)).expanduser() if url.database not in (None, "", ":memory:") else None
+    if url.get_backend_name() == "sqlite" and file is not None and not file.exists():
         return False
-    database = Database(settings.database_url)
+    engine = create_engine(url)
     try:
-        with database.engine.connect() as connection:
+        with engine.connect() as connection:
             if not inspect(connection).has_table("credentials"):
                 return False
             return connection.execute(text("SELECT 1 FROM credentials LIMIT 1")).first() is not None
     finally:
-        database.dispose()
+        engine.dispose()
 
 
 def read_or_create_key_file(path: Path) -> bytes:
