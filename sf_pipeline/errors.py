@@ -1,10 +1,12 @@
-"""Errors a user can cause and fix. The CLI prints their message (never a traceback) and exits 2.
+"""Errors a user can cause and fix. The CLI prints their message (never a traceback) and exits
+with ``exit_code``: 2 for a usage or validation error, 1 for an operation that ran and failed.
 
     UserError
     ├── ConfigError          an integration file or setting is invalid (names the key and reason)
     ├── NotFoundError        no integration (or other thing) by that name
     ├── ConflictError        the request contradicts stored state (org already connected, ...)
-    └── ConnectError         the OAuth connect flow failed (denied consent, state mismatch, ...)
+    └── ConnectError         the OAuth connect flow was asked wrongly (no login URL, ...)
+        └── ConnectRefusedError  it ran and failed: consent denied, Salesforce refused, host unreachable
 
 Salesforce's own errors live in ``sf_pipeline.salesforce.errors``.
 """
@@ -34,3 +36,7 @@ class ConflictError(UserError):
 
 class ConnectError(UserError):
     pass
+
+
+class ConnectRefusedError(ConnectError):
+    exit_code = 1

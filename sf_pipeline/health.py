@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from sf_pipeline.events import EventType, record_event
 from sf_pipeline.salesforce.describe import ObjectDescribe
-from sf_pipeline.salesforce.errors import SalesforceError
+from sf_pipeline.salesforce.errors import SalesforceError, is_local
 from sf_pipeline.storage.models import HealthResult, Integration, IntegrationStatus, SyncState
 
 API_LIMIT_THRESHOLD = 0.10
@@ -52,6 +52,15 @@ class CheckOutcome:
     description: str
     metadata: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def local(self) -> bool:
+        """Failed because this machine could not reach or trust Salesforce, not because of the org."""
+        return bool(self.metadata.get("local"))
+
+
+def unreachable(name: CheckName, exc: SalesforceError) -> CheckOutcome:
+    return CheckOutcome(name, False, f"Could not reach Salesforce: {exc}", {"error": str(exc), "local": True})
+
 
 class HealthClient(Protocol):
     def identity(self) -> Any: ...
@@ -63,6 +72,8 @@ def check_credentials(client: HealthClient, integration: Integration) -> CheckOu
     try:
         client.identity()
     except SalesforceError as exc:
+        if is_local(exc):
+            return unreachable(CheckName.CREDENTIALS, exc)
         return CheckOutcome(
             CheckName.CREDENTIALS,
             False,
@@ -126,6 +137,8 @@ def check_field_mappings(
                 and not any(m.endswith(f".{path}") for m in missing)
             )
     except SalesforceError as exc:
+        if is_local(exc):
+            return unreachable(CheckName.FIELD_MAPPINGS, exc)
         return CheckOutcome(CheckName.FIELD_MAPPINGS, False, f"Could not describe objects: {exc}",
                             {"error": str(exc)})
     missing = sorted(set(missing))
@@ -143,6 +156,8 @@ def check_api_limits(client: HealthClient) -> CheckOutcome:
     try:
         limits = client.limits()
     except SalesforceError as exc:
+        if is_local(exc):
+            return unreachable(CheckName.API_LIMITS, exc)
         return CheckOutcome(CheckName.API_LIMITS, False, f"Could not read API limits: {exc}", {"error": str(exc)})
     maximum = int(limits.max)
     remaining = int(limits.remaining)
@@ -190,12 +205,17 @@ def evaluate(
         if name is CheckName.CREDENTIALS:
             outcomes.append(check_credentials(client, integration))
         elif name is CheckName.FIELD_MAPPINGS:
-            credentials_failed = any(o.name is CheckName.CREDENTIALS and not o.passed for o in outcomes)
-            outcomes.append(
-                CheckOutcome(CheckName.FIELD_MAPPINGS, False, "Not checked: Salesforce refused the credentials.",
-                             {"error": "credentials check failed"})
-                if credentials_failed else check_field_mappings(client, integration, states)
-            )
+            credentials = next((o for o in outcomes if o.name is CheckName.CREDENTIALS and not o.passed), None)
+            if credentials is None:
+                outcomes.append(check_field_mappings(client, integration, states))
+            elif credentials.local:
+                outcomes.append(CheckOutcome(CheckName.FIELD_MAPPINGS, False,
+                                             "Not checked: Salesforce could not be reached.",
+                                             {"error": "credentials check failed", "local": True}))
+            else:
+                outcomes.append(CheckOutcome(CheckName.FIELD_MAPPINGS, False,
+                                             "Not checked: Salesforce refused the credentials.",
+                                             {"error": "credentials check failed"}))
         elif name is CheckName.API_LIMITS:
             outcomes.append(check_api_limits(client))
         else:
@@ -220,10 +240,13 @@ def store(
 
 def update_status(integration: Integration, outcomes: Sequence[CheckOutcome]) -> None:
     """A failure sets Error; all four checks passing returns Error to Active. Paused (Inactive)
-    and Incomplete integrations keep their status."""
+    and Incomplete integrations keep their status, and so does a failure to reach Salesforce from
+    this machine (DNS, TLS trust, refused connection): it says nothing about the org."""
     if integration.status not in (IntegrationStatus.ACTIVE.value, IntegrationStatus.ERROR.value):
         return
-    failed = [o for o in outcomes if not o.passed]
+    failed = [o for o in outcomes if not o.passed and not o.local]
+    if any(o.local for o in outcomes if not o.passed):
+        return
     if failed:
         integration.status = IntegrationStatus.ERROR.value
         integration.last_error = "; ".join(o.description for o in failed)

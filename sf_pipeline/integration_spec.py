@@ -134,9 +134,19 @@ class RuleSpec(_Strict):
         return Rule(self.field, self.operator, None if self.operator in VALUELESS_OPERATORS else self.value)
 
 
+# Limits that keep every sync query within what Salesforce accepts. Queries go as REST GETs
+# (``/query?q=...``), and Salesforce refuses a request URI longer than 16,384 bytes; SOQL itself
+# allows 100,000 characters, so the URI is the binding limit. Rules and mappings are capped so a
+# file cannot grow a query (or the stored configuration) without bound.
+MAX_FILE_BYTES = 1_000_000
+MAX_RULES_PER_OBJECT = 50
+MAX_MAPPINGS = 200
+MAX_QUERY_URI_BYTES = 16_384
+
+
 class ObjectSpec(_Strict):
     match: str = "all"
-    rules: list[RuleSpec] = Field(default_factory=list)
+    rules: list[RuleSpec] = Field(default_factory=list, max_length=MAX_RULES_PER_OBJECT)
 
     @field_validator("match")
     @classmethod
@@ -183,7 +193,7 @@ class IntegrationSpec(_Strict):
     api: Literal["auto", "rest", "bulk"] = "auto"
     # Keys are checked before validation (see ``spec_from_data``) so errors can name the object.
     objects: dict[str, ObjectSpec] = Field(min_length=1)
-    mappings: list[MappingEntry] | None = None
+    mappings: list[MappingEntry] | None = Field(default=None, max_length=MAX_MAPPINGS)
 
     @field_validator("objects", mode="before")
     @classmethod
@@ -284,6 +294,11 @@ def _reason(error: Any) -> str:
 def _cross_check(spec: IntegrationSpec) -> list[tuple[str, str]]:
     """The checks that span keys (done once each part is valid on its own)."""
     problems: list[tuple[str, str]] = []
+    for object_name, obj in spec.objects.items():
+        size = estimated_query_uri_bytes(object_name, obj, spec.mappings or [])
+        if size > MAX_QUERY_URI_BYTES:
+            problems.append((f"objects.{object_name}", f"the sync query would be about {size:,} bytes as a URL; "
+                             f"Salesforce accepts at most {MAX_QUERY_URI_BYTES:,}: use fewer or shorter rules"))
     if spec.mappings is None:
         return problems
     if not spec.mappings:
@@ -298,6 +313,20 @@ def _cross_check(spec: IntegrationSpec) -> list[tuple[str, str]]:
             problems.append((key, f"repeats mappings[{seen[signature]}]"))
         seen.setdefault(signature, index)
     return problems
+
+
+def estimated_query_uri_bytes(object_name: str, obj: ObjectSpec, mappings: Sequence[MappingEntry]) -> int:
+    """The length of the ``/query?q=`` URI the sync would send, close enough to check the limit
+    before Salesforce is asked (the exact SOQL needs the fields' types from describe)."""
+    from urllib.parse import quote
+
+    fields = ["Id", "LastModifiedDate", "IsDeleted",
+              *(m.field for m in mappings if m.object in (None, object_name))]
+    joiner = " AND " if obj.match == "all" else " OR "
+    where = joiner.join(f"{r.field} {r.operator} '{r.value}'" for r in obj.rules)
+    soql = (f"SELECT {', '.join(fields)} FROM {object_name} WHERE ({where}) AND LastModifiedDate >= "
+            "2000-01-01T00:00:00Z ORDER BY LastModifiedDate, Id")
+    return len("/services/data/v62.0/queryAll?q=") + len(quote(soql, safe=""))
 
 
 def spec_from_data(data: Any, *, source: str | None = None) -> IntegrationSpec:
@@ -368,6 +397,9 @@ def parse_spec(text: str, *, source: str = "<integration file>") -> IntegrationS
 
 def load_spec_file(path: Path) -> IntegrationSpec:
     try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise ConfigError(f"{path}: the file is larger than {MAX_FILE_BYTES:,} bytes; an integration file "
+                              f"holds at most {MAX_RULES_PER_OBJECT} rules per object and {MAX_MAPPINGS} mappings")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None

@@ -56,11 +56,12 @@ def reset_backoff(integration: Integration) -> None:
     integration.consecutive_failures = 0
 
 
-def sync_failed(integration: Integration, error: str) -> None:
-    """One more consecutive failure (the dispatcher backs off); Active becomes Error."""
+def sync_failed(integration: Integration, error: str, *, local: bool = False) -> None:
+    """One more consecutive failure (the dispatcher backs off); Active becomes Error, unless the
+    failure was ``local`` to this machine (network, TLS trust, secret key): the org is fine."""
     integration.consecutive_failures = (integration.consecutive_failures or 0) + 1
     integration.last_error = error
-    if integration.status in SCHEDULED:
+    if not local and integration.status in SCHEDULED:
         integration.status = IntegrationStatus.ERROR.value
 
 

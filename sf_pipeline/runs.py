@@ -87,6 +87,7 @@ def execute(
     partitioned: bool,
     database: Database | None = None,
     on_progress: ProgressCallback | None = None,
+    run_config: dict[str, Any] | None = None,
 ) -> JobOutcome:
     from sf_pipeline.definitions import defs
 
@@ -104,6 +105,7 @@ def execute(
             tags=tags if partitioned else {**tags, "dagster/partition": name},
             run_id=run_id,
             raise_on_error=False,
+            run_config=run_config,
         )
     finally:
         stop.set()

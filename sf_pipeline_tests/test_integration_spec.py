@@ -436,3 +436,32 @@ def test_an_unknown_api_is_refused_naming_the_choices() -> None:
     key, reason = _problem(EXAMPLE.replace("frequency_minutes: 60\n", "frequency_minutes: 60\napi: soap\n"))
     assert key == "api"
     assert "'soap'" in reason and "'auto'" in reason and "'rest'" in reason and "'bulk'" in reason
+
+
+LIMITS_BASE = "name: a\nproject_id: 1\nlogin_url: https://login.salesforce.com\nobjects:\n  Lead:\n    rules:\n"
+
+
+def _rules(count: int, value: str) -> str:
+    return "".join(f"      - {{field: Rating, operator: equals, value: {value}{i}}}\n" for i in range(count))
+
+
+def test_rules_mappings_and_query_length_are_limited_naming_the_key() -> None:
+    from sf_pipeline.integration_spec import MAX_MAPPINGS, MAX_QUERY_URI_BYTES, MAX_RULES_PER_OBJECT
+
+    parse_spec(LIMITS_BASE + _rules(MAX_RULES_PER_OBJECT, "x"))
+    with pytest.raises(ConfigError, match=rf"objects\.Lead\.rules: .*at most {MAX_RULES_PER_OBJECT}"):
+        parse_spec(LIMITS_BASE + _rules(MAX_RULES_PER_OBJECT + 1, "x"))
+    with pytest.raises(ConfigError, match=rf"objects\.Lead: the sync query would be about .* {MAX_QUERY_URI_BYTES:,}"):
+        parse_spec(LIMITS_BASE + _rules(40, "y" * 400))
+    mappings = "".join(f"  - {{field: F{i}__c, property: p{i}}}\n" for i in range(MAX_MAPPINGS + 1))
+    with pytest.raises(ConfigError, match=rf"mappings: .*at most {MAX_MAPPINGS}"):
+        parse_spec(LIMITS_BASE + _rules(1, "x") + "mappings:\n" + mappings)
+
+
+def test_an_oversized_file_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    from sf_pipeline.integration_spec import MAX_FILE_BYTES
+
+    path = tmp_path / "huge.yaml"
+    path.write_text(LIMITS_BASE + "#" * MAX_FILE_BYTES)
+    with pytest.raises(ConfigError, match="larger than"):
+        load_spec_file(path)

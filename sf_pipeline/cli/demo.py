@@ -40,9 +40,10 @@ from sf_pipeline.demo.launcher import (
     start_sandbox,
     wait_for_webserver,
 )
+from sf_pipeline.errors import UserError
 from sf_pipeline.sandbox.control import ControlClient
 from sf_pipeline.secrets import KEY_ENV, Cipher, read_or_create_key_file
-from sf_pipeline.settings import Settings, load_settings
+from sf_pipeline.settings import Settings, load_settings, update_config
 from sf_pipeline.storage.database import Database
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -92,9 +93,9 @@ def demo_command(
 ) -> None:
     """Start the sandbox, connect a demo integration and run Dagster until Ctrl-C."""
     if not 0 < port < 65536:
-        raise DemoError(f"--port must be between 1 and 65535, not {port}")
+        raise UserError(f"--port must be between 1 and 65535, not {port}")
     if records < 0:
-        raise DemoError("--records cannot be negative")
+        raise UserError("--records cannot be negative")
     if not port_free(port):
         raise DemoError(f"port {port} on 127.0.0.1 is in use (another Dagster?): choose another with --port")
 
@@ -123,6 +124,7 @@ def demo_command(
             if info.ca_bundle:
                 os.environ["REQUESTS_CA_BUNDLE"] = info.ca_bundle
                 os.environ["SSL_CERT_FILE"] = info.ca_bundle
+                update_config(settings.home, ca_bundle=str(Path(info.ca_bundle).resolve()))
             say(f"Sandbox org at {info.login_url} (log: {sandbox.log})")
 
             _connect(settings, cipher, info)
@@ -200,9 +202,7 @@ def _hint(url: str, info: SandboxInfo, home: Path, dagster_home: Path) -> None:
     say(f"  - the '{DEMO_NAME}' partition of 'integrations' on each asset, and the four health checks")
     say(f"    on spotzee_users: {url}/assets/spotzee_users")
     say(f"  - runs: {url}/runs; the sync_dispatcher and health_dispatcher sensors: {url}/automation")
-    say("  - in another terminal, with the same environment:")
-    say(f"      export SF_PIPELINE_HOME={home} DAGSTER_HOME={dagster_home}")
-    if info.ca_bundle:
-        say(f"      export REQUESTS_CA_BUNDLE={info.ca_bundle} SSL_CERT_FILE={info.ca_bundle}")
-    say(f"      .venv/bin/sf-pipeline status; .venv/bin/sf-pipeline logs {DEMO_NAME}")
+    say("  - in another terminal, from this folder (or with --home; no exports needed):")
+    say(f"      .venv/bin/sf-pipeline --home {home} status; .venv/bin/sf-pipeline logs {DEMO_NAME}")
+    say("      .venv/bin/sf-pipeline env   # the home, database, Dagster home and CA bundle in effect")
     say()

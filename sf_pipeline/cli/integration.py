@@ -1,5 +1,7 @@
 """``sf-pipeline integration``: apply an integration file, change the frequency, pause, resume,
-show and list. Errors are raised as ``UserError`` for the main entry point to print."""
+show, list, disconnect and delete. Errors are raised as ``UserError`` for the main entry point to
+print. Modules beyond the database are imported inside the commands that need them, so ``list``
+and ``show`` start fast."""
 
 from __future__ import annotations
 
@@ -7,37 +9,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from sf_pipeline import lifecycle
-from sf_pipeline.cli.output import badge, console, when
+from sf_pipeline.cli.output import badge, console, errors, print_json, when
 from sf_pipeline.errors import ConfigError, UserError
-from sf_pipeline.integration_spec import (
-    ApplyResult,
-    Describe,
-    apply_spec,
-    load_spec_file,
-    rule_text,
-    stored_rules,
-)
-from sf_pipeline.mapping import TOP_LEVEL
-from sf_pipeline.salesforce.describe import ObjectDescribe
-from sf_pipeline.secrets import load_cipher
-from sf_pipeline.settings import load_settings
-from sf_pipeline.storage.database import Database
-from sf_pipeline.storage.integrations import (
-    check_frequency,
-    find_integration,
-    get_integration,
-    list_integrations,
-    mapping_specs,
-    setup_complete,
-)
-from sf_pipeline.storage.models import Integration, IntegrationStatus, utcnow
+
+if TYPE_CHECKING:
+    from sf_pipeline.integration_spec import ApplyResult, Describe
+    from sf_pipeline.storage.database import Database
+    from sf_pipeline.storage.models import Integration
+
+INCOMPLETE, INACTIVE, ERROR = "incomplete", "inactive", "error"
 
 app = typer.Typer(help="Create, configure, pause and resume integrations.", no_args_is_help=True)
 
@@ -46,6 +32,8 @@ NameArg = Annotated[str, typer.Argument(help="The integration's name.", show_def
 
 @contextmanager
 def _database() -> Iterator[Database]:
+    from sf_pipeline.storage.database import Database
+
     database = Database.from_settings()
     try:
         yield database
@@ -55,6 +43,9 @@ def _database() -> Iterator[Database]:
 
 def _org_describe(database: Database, name: str) -> Describe:
     """``describe`` for a connected integration, with Salesforce failures turned into clear errors."""
+    from sf_pipeline.salesforce.describe import ObjectDescribe
+    from sf_pipeline.secrets import load_cipher
+
     try:
         from sf_pipeline.salesforce.session import describe_provider
 
@@ -86,6 +77,11 @@ def apply_command(
 ) -> None:
     """Create or update an integration from a file. When the integration is connected, its rules and
     mappings are checked against the org's fields first. Nothing is saved unless all of it is valid."""
+    from sf_pipeline.integration_spec import apply_spec, load_spec_file
+    from sf_pipeline.settings import load_settings
+    from sf_pipeline.storage.integrations import find_integration
+    from sf_pipeline.storage.models import utcnow
+
     spec = load_spec_file(file)
     with _database() as database:
         with database.session() as session:
@@ -112,7 +108,7 @@ def _report_apply(result: ApplyResult, *, checked: bool) -> None:
         console.print("Fields were not checked against Salesforce: the integration is not connected yet.")
     if result.activated:
         console.print("Setup is complete: the initial full sync starts at the next scheduler tick.")
-    elif result.status_after == IntegrationStatus.INCOMPLETE.value:
+    elif result.status_after == INCOMPLETE:
         console.print(
             f"Connect it to finish setup: [bold]sf-pipeline integration connect {result.name} ...[/]",
             highlight=False,
@@ -120,6 +116,8 @@ def _report_apply(result: ApplyResult, *, checked: bool) -> None:
 
 
 def _parse_minutes(text: str) -> int:
+    from sf_pipeline.storage.integrations import check_frequency
+
     try:
         minutes = int(text.strip())
     except ValueError:
@@ -136,6 +134,8 @@ def frequency_command(
     minutes: Annotated[str, typer.Argument(help="Whole minutes between syncs (at least 5).", show_default=False)],
 ) -> None:
     """Set how often the integration syncs. It applies from the next scheduled sync."""
+    from sf_pipeline.storage.integrations import get_integration
+
     value = _parse_minutes(minutes)
     with _database() as database, database.session() as session:
         integration = get_integration(session, name)
@@ -146,19 +146,27 @@ def frequency_command(
 @app.command("pause")
 def pause_command(name: NameArg) -> None:
     """Stop scheduled syncs (status Inactive). Rules, mappings and credentials are kept."""
+    from sf_pipeline.storage.integrations import get_integration
+
     with _database() as database, database.session() as session:
         integration = get_integration(session, name)
+        from sf_pipeline import lifecycle
+
         if not lifecycle.pause(integration):
             console.print(f"[bold]{name}[/] is already paused.", highlight=False)
             return
-    console.print(f"Paused [bold]{name}[/]. {badge(IntegrationStatus.INACTIVE.value)}", highlight=False)
+    console.print(f"Paused [bold]{name}[/]. {badge(INACTIVE)}", highlight=False)
 
 
 @app.command("resume")
 def resume_command(name: NameArg) -> None:
     """Re-activate a paused integration; its next scheduled sync runs (no immediate sync)."""
+    from sf_pipeline.storage.integrations import get_integration, setup_complete
+
     with _database() as database, database.session() as session:
         integration = get_integration(session, name)
+        from sf_pipeline import lifecycle
+
         complete = setup_complete(integration)
         if not lifecycle.resume(integration, now=datetime.now(UTC), setup_complete=complete):
             console.print(f"[bold]{name}[/] is not paused. {badge(integration.status)}", highlight=False)
@@ -168,11 +176,47 @@ def resume_command(name: NameArg) -> None:
     console.print(f"Resumed [bold]{name}[/]. {badge(status)}{note}", highlight=False)
 
 
+JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON document with stable keys (never secrets).")]
+
+
+def integration_as_dict(integration: Integration) -> dict[str, Any]:
+    """The configuration, mappings and rules of an integration: everything but its secrets."""
+    credential = integration.credential
+    return {
+        "name": integration.name,
+        "project_id": integration.project_id,
+        "status": integration.status,
+        "login_url": integration.login_url,
+        "frequency_minutes": integration.frequency_minutes,
+        "lookback_minutes": integration.lookback_minutes,
+        "api": integration.api,
+        "connected": credential is not None,
+        "org_id": integration.org_id,
+        "instance_url": credential.instance_url if credential is not None else None,
+        "client_id": credential.client_id if credential is not None else None,
+        "last_synced_at": integration.last_synced_at.isoformat() if integration.last_synced_at else None,
+        "last_error": integration.last_error,
+        "objects": {
+            config.object_name: {"match": config.match, "rules": [dict(rule) for rule in config.rules or []]}
+            for config in integration.objects
+        },
+        "mappings": [
+            {"field": m.field, "property": m.property, "type": m.type, "object": m.object_name}
+            for m in integration.mappings
+        ],
+    }
+
+
 @app.command("show")
-def show_command(name: NameArg) -> None:
+def show_command(name: NameArg, as_json: JsonOpt = False) -> None:
     """An integration's status, objects with their rules, and field mappings (never secrets)."""
+    from sf_pipeline.storage.integrations import get_integration
+
     with _database() as database, database.session() as session:
         integration = get_integration(session, name)
+        if as_json:
+            print_json(integration_as_dict(integration))
+            return
         console.print(_overview(integration))
         console.print(_objects_table(integration))
         console.print(_mappings_table(integration))
@@ -199,7 +243,7 @@ def _overview(integration: Integration) -> Table:
             integration.api, "auto (Bulk API 2.0 for large results, REST otherwise)")),
         ("Last synced", when(integration.last_synced_at)),
     ]
-    if integration.last_error and integration.status == IntegrationStatus.ERROR.value:
+    if integration.last_error and integration.status == ERROR:
         rows.append(("Last error", Text(integration.last_error, style="red")))
     missing = [
         step
@@ -218,6 +262,8 @@ def _overview(integration: Integration) -> Table:
 
 
 def _objects_table(integration: Integration) -> Table:
+    from sf_pipeline.integration_spec import rule_text, stored_rules
+
     table = Table(title="Objects and sync rules", title_justify="left")
     table.add_column("Object")
     table.add_column("Match")
@@ -233,6 +279,9 @@ def _objects_table(integration: Integration) -> Table:
 
 
 def _mappings_table(integration: Integration) -> Table:
+    from sf_pipeline.mapping import TOP_LEVEL
+    from sf_pipeline.storage.integrations import mapping_specs
+
     table = Table(title="Field mappings", title_justify="left")
     table.add_column("Salesforce field", overflow="fold")
     table.add_column("Property", overflow="fold")
@@ -250,16 +299,22 @@ def _mappings_table(integration: Integration) -> Table:
 
 
 @app.command("list")
-def list_command() -> None:
-    """Every integration with its status."""
+def list_command(as_json: JsonOpt = False) -> None:
+    """Every integration with its status, objects and mappings (never secrets)."""
+    from sf_pipeline.storage.integrations import list_integrations
+
     with _database() as database, database.session() as session:
         integrations = list_integrations(session)
+        if as_json:
+            print_json([integration_as_dict(integration) for integration in integrations])
+            return
         if not integrations:
             console.print("No integrations yet: create one with `sf-pipeline integration apply FILE.yaml`.")
             return
         table = Table()
-        for column in ("Name", "Project", "Status", "Objects", "Every", "Last synced"):
-            table.add_column(column)
+        for column in ("Name", "Project", "Status", "Objects", "Every"):
+            table.add_column(column, overflow="fold")
+        table.add_column("Last synced", no_wrap=True)
         for integration in integrations:
             table.add_row(
                 Text(integration.name),
@@ -270,3 +325,80 @@ def list_command() -> None:
                 when(integration.last_synced_at),
             )
         console.print(table)
+
+
+SkipRevokeOpt = Annotated[
+    bool,
+    typer.Option("--skip-revoke", help="Do not ask Salesforce to revoke the refresh token (it cannot be reached); "
+                 "revoke the app's access in Salesforce Setup instead."),
+]
+
+
+@app.command("disconnect")
+def disconnect_command(name: NameArg, skip_revoke: SkipRevokeOpt = False) -> None:
+    """Revoke the refresh token at Salesforce and forget the credentials. Rules, mappings and
+    watermarks stay; the integration becomes Incomplete until it is connected again."""
+    from sf_pipeline.offboarding import disconnect
+    from sf_pipeline.secrets import load_cipher
+
+    with _database() as database:
+        revocation = disconnect(database, load_cipher(), name, skip_revoke=skip_revoke)
+    if not revocation.had_credentials:
+        console.print(f"[bold]{name}[/] had no credentials. {badge(INCOMPLETE)}", highlight=False)
+        return
+    console.print(f"Disconnected [bold]{name}[/]: {_revocation_text(revocation)}; the credentials are deleted, "
+                  f"rules and mappings kept. {badge(INCOMPLETE)}", highlight=False)
+    console.print(f"Connect it again with `sf-pipeline integration connect {name} ...`.", highlight=False)
+
+
+@app.command("delete")
+def delete_command(
+    name: NameArg,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    keep_users: Annotated[
+        bool, typer.Option("--keep-users/--delete-users", help="Keep the users it synced (default), or delete them.")
+    ] = True,
+    skip_revoke: SkipRevokeOpt = False,
+) -> None:
+    """Revoke the refresh token at Salesforce, then remove the integration: configuration,
+    credentials, watermarks, history and its Dagster partition. Synced users are kept unless
+    --delete-users."""
+    from sf_pipeline.offboarding import delete_integration, user_count
+    from sf_pipeline.secrets import load_cipher
+
+    with _database() as database:
+        users = user_count(database, name)
+        if not yes:
+            what = "keeping" if keep_users else "DELETING"
+            if not errors.is_terminal:
+                raise UserError(f"deleting integration {name!r} needs confirmation: add --yes")
+            typer.confirm(f"Delete integration {name!r} ({what} its {users} synced users)?", abort=True,
+                          err=True)
+        deleted = delete_integration(database, load_cipher(), name, keep_users=keep_users, skip_revoke=skip_revoke)
+    _forget_partition(name)
+    users_text = (f"its {deleted.users_kept} synced users are kept (--delete-users removes them)" if keep_users
+                  else f"its {deleted.users_deleted} synced users are deleted")
+    console.print(f"Deleted integration [bold]{name}[/]: {_revocation_text(deleted.revocation)}; {users_text}.",
+                  highlight=False)
+
+
+def _revocation_text(revocation: Any) -> str:
+    if not revocation.had_credentials:
+        return "it had no credentials"
+    if revocation.skipped:
+        return "the refresh token was NOT revoked (--skip-revoke)"
+    return "the refresh token is revoked" if revocation.revoked else "the refresh token was already invalid"
+
+
+def _forget_partition(name: str) -> None:
+    """Drop the integration's Dagster partition (its run history stays in Dagster's storage)."""
+    from sf_pipeline.defs.partitions import PARTITIONS_NAME
+    from sf_pipeline.runs import dagster_instance
+    from sf_pipeline.settings import load_settings
+
+    instance = dagster_instance(load_settings())
+    try:
+        if instance.has_dynamic_partition(PARTITIONS_NAME, name):
+            instance.delete_dynamic_partition(PARTITIONS_NAME, name)
+    finally:
+        instance.dispose()

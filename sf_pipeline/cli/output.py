@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
@@ -21,7 +21,17 @@ def badge(status: str) -> str:
 
 
 def when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "—"
+    """A stored (UTC) time in the local time zone, to the second, e.g. ``2026-11-29 20:01:02 CET``."""
+    if value is None:
+        return "—"
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def when_text(value: str | None) -> str:
+    """``when`` for an ISO-8601 string (as the JSON rows carry them)."""
+    return when(datetime.fromisoformat(value)) if value else "—"
 
 
 def print_json(value: Any) -> None:

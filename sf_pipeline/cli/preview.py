@@ -11,13 +11,6 @@ from rich.table import Table
 
 from sf_pipeline.cli.output import console, print_json
 from sf_pipeline.errors import ConfigError
-from sf_pipeline.integration_spec import load_spec_file
-from sf_pipeline.rules import Rule, compile_where
-from sf_pipeline.salesforce.session import open_client
-from sf_pipeline.secrets import load_cipher
-from sf_pipeline.settings import load_settings
-from sf_pipeline.storage.database import Database
-from sf_pipeline.storage.integrations import get_integration
 
 
 def preview_command(
@@ -28,6 +21,14 @@ def preview_command(
     as_json: Annotated[bool, typer.Option("--json", help="A JSON object: object name → count.")] = False,
 ) -> None:
     """Count the records that match each object's sync rules, without syncing."""
+    from sf_pipeline.integration_spec import load_spec_file
+    from sf_pipeline.rules import Rule, compile_where
+    from sf_pipeline.salesforce.session import open_client
+    from sf_pipeline.secrets import load_cipher
+    from sf_pipeline.settings import load_settings
+    from sf_pipeline.storage.database import Database
+    from sf_pipeline.storage.integrations import get_integration
+
     settings = load_settings()
     database = Database.from_settings(settings)
     client = open_client(database, load_cipher(settings), name)

@@ -19,6 +19,7 @@ from sf_pipeline.sandbox.generator import populate
 from sf_pipeline.sandbox.latency import PROFILES
 from sf_pipeline.sandbox.server import SandboxServer
 from sf_pipeline.sandbox.state import Org
+from sf_pipeline.settings import load_settings, update_config
 
 app = typer.Typer(help="A local Salesforce org for tests, the demo and benchmarks.", no_args_is_help=True)
 
@@ -53,7 +54,8 @@ def serve(
     port: int = typer.Option(0, help="Port on 127.0.0.1 (0 picks a free one)."),
     records: int = typer.Option(0, help="Generate this many Leads and Contacts (and records/5 CampaignMembers)."),
     seed: int = typer.Option(0, help="Seed for generated records."),
-    state: Path | None = typer.Option(None, help="Directory for the CA bundle, certificates and credentials."),
+    state: Path | None = typer.Option(
+        None, help="Directory for the CA bundle, certificates and credentials (default: <home>/sandbox)."),
     insecure_http: bool = typer.Option(False, "--insecure-http", help="Serve plain HTTP instead of HTTPS."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON line once ready, nothing else."),
     latency_profile: str = typer.Option(
@@ -70,6 +72,8 @@ def serve(
             f"unknown profile {latency_profile!r}; expected one of {', '.join(PROFILES)}",
             param_hint="--latency-profile",
         )
+    home = load_settings().home
+    state = state or home / "sandbox"
     creds = _credentials(state)
     org = Org(
         client_id=creds["client_id"],
@@ -87,6 +91,9 @@ def serve(
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
     server = SandboxServer(org, port=port, https=not insecure_http, state_dir=state).start()
+    if server.ca_bundle:
+        # Every later command with this home trusts the org without exporting REQUESTS_CA_BUNDLE.
+        update_config(home, ca_bundle=str(Path(server.ca_bundle).resolve()))
     info: dict[str, Any] = {
         "login_url": server.url,
         "instance_url": server.url,
@@ -134,7 +141,7 @@ def _print_block(info: dict[str, Any], records: int) -> None:
     table.add_row("Records", f"{records} Leads, {records} Contacts, {records // 5} CampaignMembers")
     out.print(table)
     if info["ca_bundle"]:
-        out.print(f"Trust it with: export REQUESTS_CA_BUNDLE={info['ca_bundle']}")
+        out.print("Commands using the same home trust it (its CA bundle is kept in the home's config.json).")
     out.print(f"Control API: {info['instance_url']}/__sandbox__/state with header X-Sandbox-Secret: <client secret>")
     out.print("Press Ctrl+C to stop.")
 

@@ -27,6 +27,7 @@ from sf_pipeline.defs.resources import SfPipelineResource
 from sf_pipeline.defs.run_log import RunLog
 from sf_pipeline.salesforce.errors import TransientError
 from sf_pipeline.sync import service
+from sf_pipeline.sync.lifecycle import failure_is_local, warning_total
 from sf_pipeline.sync.manifests import ChangeManifest, ExtractManifest, SyncSummary
 
 SYNC_OP = "salesforce_sync"
@@ -66,7 +67,7 @@ def guarded(
         message = str(exc) or type(exc).__name__
         if final:
             service.record_failure(resource.services(), context.partition_key, context.run.run_id, message,
-                                   duration_s=time.perf_counter() - started)
+                                   duration_s=time.perf_counter() - started, local=failure_is_local(exc))
             log.echo()
             # ``from None``: the user-facing reason is the message; no chained traceback in the run.
             raise dg.Failure(description=message, allow_retries=False) from None
@@ -163,11 +164,12 @@ def salesforce_sync(
         yield dg.MaterializeResult(asset_key=RECORDS, metadata=records_metadata(manifest))
 
     changes = guarded(context, sf_pipeline, log, lambda: service.diff(services, manifest))
-    counts = changes.counts
-    for warning in changes.warnings[:20]:
+    total = warning_total(changes)
+    if total:
+        context.log.warning(f"{total} warnings (values dropped or records skipped); first {len(changes.warnings)} "
+                            f"shown of {total}")
+    for warning in changes.warnings:
         context.log.warning(f"Invalid value dropped: {warning}")
-    if counts.invalid_values > 20:
-        context.log.warning(f"{counts.invalid_values} invalid values dropped in all (first 20 shown)")
     if CHANGES in selected:
         yield dg.MaterializeResult(asset_key=CHANGES, metadata=changes_metadata(changes))
 

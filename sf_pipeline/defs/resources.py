@@ -21,7 +21,9 @@ def _services(settings: Settings, secret_key: str | None, now: str | None, clock
     """One database engine per process and configuration (the cache key is the resolved settings,
     so a changed environment never reuses another configuration's database)."""
     database = Database.from_settings(settings)
-    cipher = load_cipher(settings, {KEY_ENV: secret_key} if secret_key else {})
+    # A key problem surfaces when a secret is first used, inside the step, so that the failure is
+    # recorded as ``sync_failed`` (recording it needs no key) instead of failing every rebuild.
+    cipher = load_cipher(settings, {KEY_ENV: secret_key} if secret_key is not None else {}, defer_errors=True)
 
     def client_for(name: str) -> SalesforceClient:
         return open_client(database, cipher, name)
@@ -54,4 +56,4 @@ class SfPipelineResource(dg.ConfigurableResource):  # type: ignore[misc,type-arg
             env["SF_PIPELINE_HOME"] = self.home
         if self.database_url:
             env["SF_PIPELINE_DATABASE_URL"] = self.database_url
-        return _services(load_settings(env), env.get(KEY_ENV) or None, self.now, env.get(CLOCK_FILE_ENV) or None)
+        return _services(load_settings(env), env.get(KEY_ENV), self.now, env.get(CLOCK_FILE_ENV) or None)

@@ -8,12 +8,19 @@
     ├── ApiLimitError               the org's daily API quota is used up (REQUEST_LIMIT_EXCEEDED)
     ├── QueryError                  MALFORMED_QUERY, INVALID_FIELD (``field`` when known), INVALID_TYPE
     ├── TransientError              5xx, dropped or reset connections, timeouts, QUERY_TIMEOUT,
-    │                               SERVER_UNAVAILABLE: worth retrying
+    │   │                           SERVER_UNAVAILABLE: worth retrying
+    │   └── NetworkError            the host could not be reached at all (DNS, refused connection,
+    │                               connect or read timeout): a network problem on this side
+    ├── TrustError                  the host's TLS certificate is not trusted on this machine
     └── NotFoundError               no such resource (an unknown object name in describe)
 
 ``map_error`` is the only place that turns what simple-salesforce, requests or an OAuth endpoint
 report into this tree. Messages are scrubbed: they never carry an access token, refresh token,
-authorization code or client secret, and URLs lose their query strings.
+authorization code or client secret (each is masked as ``***``, the words around it kept), and
+URLs lose their query strings.
+
+``NetworkError`` and ``TrustError`` describe this machine's view of the network, not the org:
+a sync that fails with one of them leaves the integration's status alone (see ``is_local``).
 """
 
 from __future__ import annotations
@@ -79,8 +86,21 @@ class TransientError(SalesforceError):
     pass
 
 
+class NetworkError(TransientError):
+    pass
+
+
+class TrustError(SalesforceError):
+    pass
+
+
 class NotFoundError(SalesforceError):
     pass
+
+
+def is_local(exc: BaseException) -> bool:
+    """A failure caused by this machine (its network, its trusted CAs), not by the org."""
+    return isinstance(exc, (NetworkError, TrustError))
 
 
 # Refusals that mean "this access token is stale": refresh it and repeat the request.
@@ -105,11 +125,16 @@ _SECRET_PATTERNS = (
 )
 
 
+MASK = "***"
+# Shorter values are not secrets worth the name, and replacing them would cut ordinary words.
+MIN_SECRET_LENGTH = 8
+
+
 def scrub(text: str, secrets: Iterable[str] = ()) -> str:
-    """Remove anything that looks like a credential, and every value in ``secrets``."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "[redacted]")
+    """Mask anything that looks like a credential, and every value in ``secrets``, with ``***``;
+    the text around it is kept."""
+    for secret in sorted((s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH), key=len, reverse=True):
+        text = text.replace(secret, MASK)
     for pattern in _SECRET_PATTERNS:
         text = pattern.sub(_redact, text)
     return re.sub(r"https?://[^\s\"'<>]+", lambda m: strip_query(m.group(0)), text)
@@ -117,8 +142,8 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> str:
 
 def _redact(match: re.Match[str]) -> str:
     if match.re.groups:
-        return f"{match.group(1)}[redacted]"
-    return "[redacted]"
+        return f"{match.group(1)}{MASK}"
+    return MASK
 
 
 def strip_query(url: str) -> str:
@@ -233,12 +258,38 @@ def _field_name(detail: str | None) -> str | None:
     return None
 
 
+_DNS_MARKERS = ("Name or service not known", "nodename nor servname", "Temporary failure in name resolution",
+                "NameResolutionError", "getaddrinfo failed", "No address associated")
+
+
 def _from_transport(exc: BaseException, secrets: Iterable[str]) -> SalesforceError:
     url = _request_url(exc)
     where = f" ({url})" if url else ""
+    host = urlsplit(url).netloc if url else "the Salesforce host"
+    text = str(exc)
     reason = scrub(f"{type(exc).__name__}: {exc}", secrets)
-    if isinstance(exc, requests.exceptions.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(exc):
-        return SalesforceError(f"TLS certificate not trusted{where}: {reason}", url=url)
+    if isinstance(exc, requests.exceptions.SSLError) and "CERTIFICATE_VERIFY_FAILED" in text:
+        return TrustError(
+            f"the TLS certificate of {host} is not trusted on this machine (certificate verify failed). "
+            "For a local sandbox org, use the same --home as the `sf-pipeline sandbox serve` that started it "
+            "(its CA bundle is kept in that home's config) or set REQUESTS_CA_BUNDLE to its CA bundle; "
+            "behind a TLS-inspecting proxy, set REQUESTS_CA_BUNDLE to your organisation's CA bundle.",
+            url=url,
+        )
+    if isinstance(exc, requests.exceptions.ConnectionError) and not isinstance(
+        exc, requests.exceptions.ReadTimeout
+    ):
+        if any(marker in text for marker in _DNS_MARKERS):
+            return NetworkError(
+                f"cannot resolve the host {host} (DNS): check the login URL or My Domain for a typo, "
+                "and this machine's network", url=url)
+        if "Connection refused" in text or "ConnectionRefusedError" in text:
+            return NetworkError(
+                f"{host} refused the connection: check the URL and port, and that the host is up", url=url)
+        if isinstance(exc, requests.exceptions.ConnectTimeout):
+            return NetworkError(
+                f"{host} did not answer within the connect timeout: check this machine's network, firewall "
+                "and proxy settings (HTTPS_PROXY)", url=url)
     if isinstance(
         exc,
         (

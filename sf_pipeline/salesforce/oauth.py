@@ -26,11 +26,14 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import requests
 
-from sf_pipeline.errors import ConnectError
+from sf_pipeline.errors import ConnectError, ConnectRefusedError
 from sf_pipeline.salesforce.errors import SalesforceError, map_error
 
 SCOPE = "api refresh_token"
 OAUTH_TIMEOUT = (10.0, 60.0)
+# A login host that does not answer within this is a typo or a network problem: say so in seconds,
+# before the admin waits minutes at a browser page that will never load.
+HOST_CHECK_TIMEOUT = (5.0, 10.0)
 
 _ID_PATH = re.compile(r"/id/([A-Za-z0-9]{15,18})/([A-Za-z0-9]{15,18})/?$")
 
@@ -144,6 +147,40 @@ def _token_request(
         identity_url=str(body.get("id") or ""),
         refresh_token=str(body["refresh_token"]) if body.get("refresh_token") else None,
     )
+
+
+def revoke_token(login_url: str, token: str, *, session: requests.Session | None = None) -> bool:
+    """Revoke a refresh token (and the access tokens issued from it) at ``/services/oauth2/revoke``.
+
+    Salesforce answers 200 when it revoked the token and 400 (``unsupported_token_type`` /
+    ``invalid_token``) when the token is already invalid: that returns False. Anything else raises."""
+    http = session or requests.Session()
+    try:
+        response = http.post(f"{login_url}/services/oauth2/revoke", data={"token": token},
+                             headers={"Accept": "application/json"}, timeout=OAUTH_TIMEOUT)
+    except requests.RequestException as exc:
+        raise map_error(exc, secrets=[token]) from None
+    finally:
+        if session is None:
+            http.close()
+    if response.status_code == 200:
+        return True
+    if response.status_code == 400:
+        return False
+    raise map_error(response, secrets=[token])
+
+
+def check_login_host(login_url: str, *, session: requests.Session | None = None) -> None:
+    """Fail fast, naming the problem (DNS, refused, timeout, untrusted certificate), when the login
+    host does not answer HTTPS. Any HTTP answer will do: only reachability is checked."""
+    http = session or requests.Session()
+    try:
+        http.get(f"{login_url}/services/oauth2/authorize", timeout=HOST_CHECK_TIMEOUT, allow_redirects=False)
+    except requests.RequestException as exc:
+        raise ConnectRefusedError(f"cannot reach the login host {login_url}: {map_error(exc).message}") from None
+    finally:
+        if session is None:
+            http.close()
 
 
 def fetch_identity(identity_url: str, access_token: str, *, session: requests.Session | None = None) -> Identity:
@@ -296,6 +333,7 @@ class BrowserLogin:
     callback_port: int = 0
 
     def authorize(self, session: requests.Session | None = None) -> Authorization:
+        check_login_host(self.login_url, session=session)
         verifier, challenge = pkce_pair()
         state = secrets.token_urlsafe(32)
         try:
@@ -313,7 +351,7 @@ class BrowserLogin:
             self.open_browser(url)
             params = server.wait(self.timeout)
         if params is None:
-            raise ConnectError(
+            raise ConnectRefusedError(
                 f"timed out after {self.timeout:g}s waiting for Salesforce to redirect back; nothing was stored"
             )
         if not secrets.compare_digest(params.get("state", ""), state):
@@ -387,12 +425,12 @@ def _consent_error(params: Mapping[str, str]) -> ConnectError:
     error = params.get("error", "")
     description = params.get("error_description", "")
     if error == "access_denied":
-        return ConnectError(f"consent denied in Salesforce ({description or error}); nothing was stored")
-    return ConnectError(f"Salesforce refused the authorisation: {error} {description}".strip())
+        return ConnectRefusedError(f"consent denied in Salesforce ({description or error}); nothing was stored")
+    return ConnectRefusedError(f"Salesforce refused the authorisation: {error} {description}".strip())
 
 
 def _connect_error(action: str, login_url: str, exc: SalesforceError) -> ConnectError:
     if exc.status is None:
-        return ConnectError(f"could not reach Salesforce at {login_url} to {action}: {exc.message}")
+        return ConnectRefusedError(f"could not reach Salesforce at {login_url} to {action}: {exc.message}")
     reason = f"{exc.error_code}: {exc.detail}" if exc.error_code and exc.detail else exc.error_code or exc.message
-    return ConnectError(f"Salesforce refused to {action} ({reason}); nothing was stored")
+    return ConnectRefusedError(f"Salesforce refused to {action} ({reason}); nothing was stored")

@@ -1,5 +1,8 @@
 """What a sync run records around its work: the run row, log events and watermarks, and the
 status change ``sf_pipeline.lifecycle`` rules for a success or a failure.
+
+A failure that is this machine's (no network, an untrusted certificate, an unusable secret key:
+see ``failure_is_local``) is recorded as ``sync_failed`` but leaves the status alone.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from sqlalchemy.orm import Session
 from sf_pipeline import lifecycle
 from sf_pipeline.errors import UserError
 from sf_pipeline.events import EventType, record_event
+from sf_pipeline.salesforce.errors import is_local
 from sf_pipeline.storage.models import Integration, IntegrationStatus, SyncRun, SyncState
 from sf_pipeline.sync.manifests import ChangeManifest, SyncSummary
 
@@ -61,15 +65,17 @@ def complete_run(
         if obj.full:
             state.last_full_sync_at = now
     counts = changes.counts
+    run = session.get(SyncRun, extract.run_id)
+    duration_s = wall_duration(run, now, fallback=duration_s) or duration_s
     summary = SyncSummary.of(changes, duration_s=duration_s)
     lifecycle.sync_succeeded(integration, now=now)
     integration.full_sync_requested = False
-    run = session.get(SyncRun, extract.run_id)
     if run is not None:
         run.status = "succeeded"
         run.finished_at = now
         run.counts = summary.as_dict()
-    details: dict[str, Any] = {"warnings": changes.warnings} if changes.warnings else {}
+    details: dict[str, Any] = {"warnings": changes.warnings, "warnings_total": summary.warnings,
+                               "warnings_shown": len(changes.warnings)} if summary.warnings else {}
     details["apis"] = summary.apis
     fallbacks = {o.object_name: o.api_reason for o in extract.objects if o.api_reason and "fell back" in o.api_reason}
     if fallbacks:
@@ -85,14 +91,36 @@ def complete_run(
     return summary
 
 
+def wall_duration(run: SyncRun | None, now: datetime, *, fallback: float | None) -> float | None:
+    """Seconds from the run's ``sync_started`` to ``now`` (its completion or failure): the one
+    duration the event, the run's metadata, the CLI and ``status`` all report. ``fallback`` when
+    the clock is pinned (tests) or the run row is missing."""
+    if run is not None and run.started_at is not None and now > run.started_at:
+        return round((now - run.started_at).total_seconds(), 3)
+    return None if fallback is None else round(fallback, 3)
+
+
+def failure_is_local(exc: BaseException) -> bool:
+    """A failure of this machine's setup or network rather than of the org."""
+    return is_local(exc) or isinstance(exc, UserError) or bool(getattr(exc, "local", False))
+
+
 def fail_run(
-    session: Session, integration: Integration, run_id: str, error: str, *, now: datetime, duration_s: float | None
+    session: Session, integration: Integration, run_id: str, error: str, *, now: datetime, duration_s: float | None,
+    local: bool = False,
 ) -> None:
     run = session.get(SyncRun, run_id)
+    duration_s = wall_duration(run, now, fallback=duration_s)
     if run is not None:
         run.status = "failed"
         run.finished_at = now
         run.error = error
-    lifecycle.sync_failed(integration, error)
+    lifecycle.sync_failed(integration, error, local=local)
     record_event(session, integration, EventType.SYNC_FAILED, run_id=run_id, at=now, error=error,
                  duration_s=duration_s)
+
+
+def warning_total(changes: ChangeManifest) -> int:
+    """Every dropped value and every invalid record: the one warning count. Only the first few
+    (``changes.warnings``) are kept as samples."""
+    return changes.counts.invalid_values + changes.counts.invalid_records

@@ -121,6 +121,8 @@ class SyncSummary:
     skipped: int
     invalid_values: int
     invalid_records: int
+    # Every dropped value and every invalid record: the one warning count (the event keeps samples).
+    warnings: int
     api_calls: int
     duration_s: float
     watermarks: dict[str, WatermarkMove]
@@ -140,6 +142,7 @@ class SyncSummary:
             skipped=counts.skipped,
             invalid_values=counts.invalid_values,
             invalid_records=counts.invalid_records,
+            warnings=counts.invalid_values + counts.invalid_records,
             api_calls=extract.api_calls,
             duration_s=round(duration_s, 3),
             watermarks={o.object_name: WatermarkMove(o.watermark_before, o.watermark_after, o.full)

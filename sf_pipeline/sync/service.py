@@ -176,7 +176,12 @@ def upsert(services: Services, changes: ChangeManifest, *, started: float | None
 
 
 class HealthCheckFailed(Exception):
-    """A credentials or field-mappings check failed: the sync stops before writing anything."""
+    """A credentials or field-mappings check failed: the sync stops before writing anything.
+    ``local`` when every failure was this machine's (Salesforce could not be reached or trusted)."""
+
+    def __init__(self, message: str, *, local: bool = False) -> None:
+        super().__init__(message)
+        self.local = local
 
 
 def preflight(services: Services, client: SalesforceClient, name: str, run_id: str, *, now: datetime) -> None:
@@ -189,7 +194,7 @@ def preflight(services: Services, client: SalesforceClient, name: str, run_id: s
     failed = [o for o in outcomes if not o.passed]
     if failed:
         raise HealthCheckFailed("Health check failed before sync: " + "; ".join(
-            f"{o.name.value}: {o.description}" for o in failed))
+            f"{o.name.value}: {o.description}" for o in failed), local=all(o.local for o in failed))
 
 
 def check_health(
@@ -219,10 +224,13 @@ def check_health(
     return ordered
 
 
-def record_failure(services: Services, name: str, run_id: str, error: str, *, duration_s: float | None) -> None:
+def record_failure(
+    services: Services, name: str, run_id: str, error: str, *, duration_s: float | None, local: bool = False
+) -> None:
     with services.database.session() as session:
         integration = get_integration(session, name)
-        lifecycle.fail_run(session, integration, run_id, error, now=services.now(), duration_s=duration_s)
+        lifecycle.fail_run(session, integration, run_id, error, now=services.now(), duration_s=duration_s,
+                           local=local)
 
 
 def run_sync(services: Services, name: str, run_id: str, *, full: bool = False) -> SyncSummary:
@@ -232,7 +240,8 @@ def run_sync(services: Services, name: str, run_id: str, *, full: bool = False) 
         changes = diff(services, extract(services, name, run_id, full=full))
         return upsert(services, changes, started=started)
     except Exception as exc:
-        record_failure(services, name, run_id, str(exc), duration_s=time.perf_counter() - started)
+        record_failure(services, name, run_id, str(exc), duration_s=time.perf_counter() - started,
+                       local=lifecycle.failure_is_local(exc))
         raise
 
 

@@ -138,3 +138,46 @@ def test_oauth_error_echoing_a_secret_is_scrubbed() -> None:
 def test_scrub_leaves_salesforce_error_codes_readable() -> None:
     text = "INVALID_SESSION_ID: Session expired or invalid"
     assert scrub(text) == text
+
+
+def test_scrub_masks_a_secret_with_stars_and_keeps_the_words_around_it() -> None:
+    text = ("HTTPSConnectionPool(host='nosuch-org.my.salesforce.com', port=443): Max retries exceeded "
+            "(Caused by NameResolutionError) while sending refresh_token=5Aep861.abcdefgh for client s3cr3t-value-xy")
+    scrubbed = scrub(text, secrets=["s3cr3t-value-xy", "y"])  # a one-letter "secret" must not cut words
+    assert "nosuch-org.my.salesforce.com" in scrubbed and "Caused by NameResolutionError" in scrubbed
+    assert "refresh_token=*** for client ***" in scrubbed
+    assert "5Aep861" not in scrubbed and "s3cr3t" not in scrubbed
+
+
+def _transport(exc_type: type[requests.RequestException], message: str) -> requests.RequestException:
+    request = requests.Request("GET", "https://acme.my.salesforce.com/services/oauth2/token?x=1").prepare()
+    return exc_type(message, request=request)
+
+
+@pytest.mark.parametrize(
+    ("exc_type", "message", "says"),
+    [
+        (requests.exceptions.ConnectionError,
+         "Failed to resolve 'acme.my.salesforce.com' ([Errno -2] Name or service not known)", "cannot resolve"),
+        (requests.exceptions.ConnectionError, "[Errno 111] Connection refused", "refused the connection"),
+        (requests.exceptions.ConnectTimeout, "timed out", "did not answer"),
+    ],
+)
+def test_dns_refused_and_connect_timeouts_are_network_problems_naming_the_host(
+    exc_type: type[requests.RequestException], message: str, says: str
+) -> None:
+    from sf_pipeline.salesforce.errors import NetworkError, is_local
+
+    error = map_error(_transport(exc_type, message))
+    assert isinstance(error, NetworkError) and isinstance(error, TransientError) and is_local(error)
+    assert says in error.message and "acme.my.salesforce.com" in error.message
+
+
+def test_an_untrusted_certificate_is_a_trust_problem_not_credentials() -> None:
+    from sf_pipeline.salesforce.errors import TrustError, is_local
+
+    error = map_error(_transport(requests.exceptions.SSLError,
+                                 "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed"))
+    assert isinstance(error, TrustError) and is_local(error)
+    assert not isinstance(error, (AuthenticationError, TransientError))
+    assert "not trusted" in error.message and "REQUESTS_CA_BUNDLE" in error.message

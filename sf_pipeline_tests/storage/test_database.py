@@ -104,9 +104,13 @@ def test_from_settings_creates_the_home_folder_and_migrates(tmp_path: Path) -> N
         database.dispose()
 
 
-def test_from_settings_creates_the_folder_of_a_sqlite_file_elsewhere(tmp_path: Path) -> None:
+def test_from_settings_refuses_a_configured_sqlite_file_whose_folder_does_not_exist(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'elsewhere' / 'app.db'}"
     env = {"SF_PIPELINE_HOME": str(tmp_path / "home"), "SF_PIPELINE_DATABASE_URL": url}
+    with pytest.raises(ConfigError, match="elsewhere of the SQLite database does not exist"):
+        Database.from_settings(load_settings(env))
+    assert not (tmp_path / "elsewhere").exists()
+    (tmp_path / "elsewhere").mkdir()
     Database.from_settings(load_settings(env)).dispose()
     assert (tmp_path / "elsewhere" / "app.db").exists()
 
