@@ -82,7 +82,9 @@ def extract_object(
     fields = plan.fields
     schema = arrow_schema(fields, [field_type(describe, plan.object_name, f) for f in fields])
     writer = ChunkWriter(out_dir, f"extract-{plan.object_name}", schema)
-    lmd_index = fields.index("LastModifiedDate")
+    # The watermark covers the parents' timestamps too (see ``plan``).
+    stamp_indexes = [fields.index(f) for f in ("LastModifiedDate", *(f"{p}.LastModifiedDate" for p in plan.parents))
+                     if f in fields]
     deleted_index = fields.index("IsDeleted")
     newest: str | None = None
     result = ExtractedObject(
@@ -93,6 +95,7 @@ def extract_object(
         fingerprint=plan.fingerprint,
         watermark_before=plan.watermark,
         watermark_after=plan.watermark,
+        where=plan.where,
     )
     first = True
     try:
@@ -107,8 +110,11 @@ def extract_object(
             writer.append_columns(dict(zip(fields, columns, strict=True)), len(records))
             if records:
                 # Pages come ordered by LastModifiedDate; Salesforce's fixed-width UTC format sorts as text.
-                page_newest = max(v for v in columns[lmd_index] if v is not None)
-                newest = page_newest if newest is None or page_newest > newest else newest
+                for index in stamp_indexes:
+                    stamps = [v for v in columns[index] if v is not None]
+                    if stamps:
+                        page_newest = max(stamps)
+                        newest = page_newest if newest is None or page_newest > newest else newest
                 result.deleted_seen += sum(1 for v in columns[deleted_index] if v)
             result.fetched += len(records)
             if on_page:

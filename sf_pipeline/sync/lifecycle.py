@@ -46,9 +46,11 @@ def sync_states(session: Session, integration: Integration) -> dict[str, SyncSta
 
 
 def complete_run(
-    session: Session, integration: Integration, changes: ChangeManifest, *, now: datetime, duration_s: float
+    session: Session, integration: Integration, changes: ChangeManifest, *, now: datetime, duration_s: float,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Move watermarks and status in the same transaction that marks the run succeeded."""
+    """Move watermarks and status in the same transaction that marks the run succeeded.
+    ``extra`` (drift, reconciliation) joins the summary; its ``api_calls`` add to the run's."""
     extract = changes.extract
     states = sync_states(session, integration)
     for obj in extract.objects:
@@ -63,6 +65,10 @@ def complete_run(
             state.last_full_sync_at = now
     counts = changes.counts
     summary = summary_counts(changes, duration_s=duration_s)
+    if extra:
+        extra = dict(extra)
+        summary["api_calls"] += int(extra.pop("api_calls", 0))
+        summary.update(extra)
     integration.last_synced_at = now
     integration.consecutive_failures = 0
     integration.last_error = None

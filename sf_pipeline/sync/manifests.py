@@ -20,6 +20,8 @@ class ExtractedObject:
     fetched: int = 0
     deleted_seen: int = 0
     chunk_paths: list[str] = field(default_factory=list)
+    # The compiled sync rules: drift counts the org under them without another describe.
+    where: str | None = None
 
 
 @dataclass

@@ -26,6 +26,7 @@ from sf_pipeline.storage.models import FieldMapping, HealthResult, Integration, 
 from sf_pipeline.sync import lifecycle
 from sf_pipeline.sync.diff import ExistingUsers, diff_object
 from sf_pipeline.sync.extract import PAGE_SIZE, extract_object
+from sf_pipeline.sync.fields import extract_fields
 from sf_pipeline.sync.manifests import ChangeManifest, ExtractManifest
 from sf_pipeline.sync.plan import DEFAULT_LOOKBACK, ObjectPlan, plan_object
 from sf_pipeline.sync.upsert import apply_chunks
@@ -77,10 +78,12 @@ def build_plans(
         where = compile_where(rules, obj.match, describe) if rules else None  # type: ignore[arg-type]
         mapping = compile_object_mapping(obj.object_name, mappings, client.describe)
         state = states.get(obj.object_name)
+        fields, parents = extract_fields(obj.object_name, mapping.soql_fields, describe)
         plans.append(
             plan_object(
                 object_name=obj.object_name,
-                fields=mapping.soql_fields,
+                fields=fields,
+                parents=parents,
                 where=where,
                 mappings=_mapping_key(mappings, obj.object_name),
                 stored_watermark=state.watermark if state else None,
@@ -168,13 +171,18 @@ def upsert(services: Services, changes: ChangeManifest, *, started: float | None
     for obj in changes.objects:
         apply_chunks(services.database.session, obj.chunk_paths, project_id=project_id,
                      integration_id=integration_id, now=now)
+    # Imported here: reconcile_service builds on this module's Services and preflight.
+    from sf_pipeline.sync.reconcile_service import after_sync
+
+    extra = after_sync(services, changes, now=now)
     if started is None:
         duration = changes.extract.duration_s + changes.duration_s + (time.perf_counter() - upsert_started)
     else:
         duration = time.perf_counter() - started
     with services.database.session() as session:
         integration = get_integration(session, name)
-        summary = lifecycle.complete_run(session, integration, changes, now=services.now(), duration_s=duration)
+        summary = lifecycle.complete_run(session, integration, changes, now=services.now(), duration_s=duration,
+                                         extra=extra)
     shutil.rmtree(changes.extract.work_dir, ignore_errors=True)
     return summary
 
