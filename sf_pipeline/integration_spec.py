@@ -5,6 +5,7 @@ name: acme                 # lower-case letters, digits, '-'; starts with a lett
 project_id: 42
 login_url: https://login.salesforce.com
 frequency_minutes: 60      # whole minutes, at least 5 (default 60)
+reconcile_every_days: 7    # reconcile with the org by Id at least this often (1..90, default 7)
 objects:                   # any of Lead, Contact, CampaignMember, each with its own rules
   Lead:
     match: all             # all = AND, any = OR
@@ -171,11 +172,16 @@ class MappingEntry(_Strict):
         return MappingSpec(self.field, self.property, self.object, self.type)
 
 
+DEFAULT_RECONCILE_EVERY_DAYS = 7
+MAX_RECONCILE_EVERY_DAYS = 90
+
+
 class IntegrationSpec(_Strict):
     name: str
     project_id: int
     login_url: str
     frequency_minutes: int = DEFAULT_FREQUENCY_MINUTES
+    reconcile_every_days: int = DEFAULT_RECONCILE_EVERY_DAYS
     # Keys are checked before validation (see ``spec_from_data``) so errors can name the object.
     objects: dict[str, ObjectSpec] = Field(min_length=1)
     mappings: list[MappingEntry] | None = None
@@ -209,6 +215,15 @@ class IntegrationSpec(_Strict):
     @classmethod
     def _frequency(cls, value: int) -> int:
         return check_frequency(value)
+
+    @field_validator("reconcile_every_days")
+    @classmethod
+    def _reconcile_every(cls, value: int) -> int:
+        # Past 15 days a delete can leave the Recycle Bin unseen; a sync older than that
+        # reconciles anyway, so the bound only keeps the schedule meaningful.
+        if not 1 <= value <= MAX_RECONCILE_EVERY_DAYS:
+            raise ValueError(f"must be between 1 and {MAX_RECONCILE_EVERY_DAYS} days, got {value}")
+        return value
 
 
 _SHAPES: dict[str, type[BaseModel]] = {
@@ -464,6 +479,7 @@ def apply_spec(session: Session, spec: IntegrationSpec, *, describe: Describe | 
     else:
         integration.login_url = spec.login_url
         integration.frequency_minutes = spec.frequency_minutes
+    integration.reconcile_every_days = spec.reconcile_every_days
     _replace_objects(integration, spec)
     if new_mappings is not None:
         replace_mappings(integration, new_mappings)

@@ -25,6 +25,7 @@ def _build() -> None:
     from sf_pipeline.cli.integration import app as integration_app
     from sf_pipeline.cli.logs import logs_command
     from sf_pipeline.cli.preview import preview_command
+    from sf_pipeline.cli.reconcile import reconcile_command
     from sf_pipeline.cli.sandbox import app as sandbox_app
     from sf_pipeline.cli.status import status_command
     from sf_pipeline.cli.sync import sync_command
@@ -36,6 +37,7 @@ def _build() -> None:
     )
     app.add_typer(sandbox_app, name="sandbox", help="A local Salesforce org for tests, the demo and benchmarks.")
     app.command("sync")(sync_command)
+    app.command("reconcile")(reconcile_command)
     app.command("status")(status_command)
     app.command("logs")(logs_command)
     app.command("health")(health_command)
@@ -49,7 +51,10 @@ def main(argv: list[str] | None = None) -> None:
     from sf_pipeline.errors import UserError
 
     try:
-        app(args=argv, standalone_mode=False)
+        # Outside standalone mode click hands back a command's ``typer.Exit`` code instead of exiting.
+        code = app(args=argv, standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except UserError as exc:
         errors.print(f"[bold red]Error:[/] {exc}", highlight=False)
         sys.exit(exc.exit_code)

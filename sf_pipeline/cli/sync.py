@@ -70,6 +70,9 @@ def sync_command(
         "run_id": outcome.run_id,
         **{key: counts.get(key, 0) for key in SUMMARY_KEYS},
     }
+    for key in ("drift", "drift_reasons", "reconcile"):
+        if key in counts:
+            summary[key] = counts[key]
     if not counts:
         summary["fetched"] = fetched
         summary["duration_s"] = round(time.perf_counter() - started, 3)
@@ -92,4 +95,6 @@ def _print_summary(name: str, summary: dict[str, Any]) -> None:
     table = Table(show_header=False, box=None)
     for key in SUMMARY_KEYS:
         table.add_row(key.replace("_", " "), str(summary[key]))
+    if summary.get("drift"):
+        table.add_row("drift", ", ".join(f"{k} {v}" for k, v in summary["drift"].items()))
     console.print(table)

@@ -118,9 +118,12 @@ def spotzee_users(
         f"{summary['invalid_values']} invalid values dropped"
     )
     watermarks = summary.pop("watermarks")
+    # Drift per object as plain numbers too: Dagster plots numeric metadata across materializations.
+    drift_numbers = {f"drift_{k}": dg.MetadataValue.int(v) for k, v in summary.get("drift", {}).items()}
     return dg.MaterializeResult(
         metadata={
             **summary,
+            **drift_numbers,
             "watermark_before": dg.MetadataValue.json({k: v["before"] for k, v in watermarks.items()}),
             "watermark_after": dg.MetadataValue.json({k: v["after"] for k, v in watermarks.items()}),
         }
