@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench browser
+.PHONY: setup demo test lint bench browser soak
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -31,3 +31,19 @@ test: setup browser lint
 
 bench: setup
 	$(PY) bench/run.py
+
+# The model-based sync/reconcile test at soak length: SOAK_JOBS processes (distinct seeds) of
+# SOAK_EXAMPLES sequences each, on SQLite; 2 x 1,000 by default. Each prints its seed on failure.
+SOAK_JOBS ?= 2
+SOAK_EXAMPLES ?= 1000
+soak: setup
+	@seed=$${SF_PIPELINE_MODEL_SEED:-$$(python3 -c 'import random; print(random.randrange(2**31))')}; \
+	pids=""; for i in $$(seq 1 $(SOAK_JOBS)); do \
+	  SF_PIPELINE_MODEL_SEED=$$((seed + i)) SF_PIPELINE_MODEL_EXAMPLES=$(SOAK_EXAMPLES) \
+	    $(VENV)/bin/pytest -q -p no:cacheprovider -o addopts="" --timeout 0 --hypothesis-show-statistics \
+	    "sf_pipeline_tests/sync/test_reconcile_model.py::test_users_equal_the_org_projection_after_every_sync_and_reconcile_on_sqlite" \
+	    > .soak-$$i.log 2>&1 & pids="$$pids $$!"; \
+	done; status=0; i=0; for pid in $$pids; do i=$$((i + 1)); \
+	  if wait $$pid; then echo "soak job $$i (seed $$((seed + i))): passed"; grep -E "passing examples|Stopped because" .soak-$$i.log; \
+	  else status=1; echo "soak job $$i (seed $$((seed + i))) FAILED:"; tail -40 .soak-$$i.log; fi; \
+	done; exit $$status
