@@ -405,9 +405,7 @@ def step_figures(dagster_home: Path, run_id: str, rss: list[tuple[float, float]]
     event log, and the highest RSS sampled while each step ran."""
     try:
         import dagster as dg
-        from dagster._core.instance.ref import InstanceRef
-
-        with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(dagster_home))) as instance:
+        with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
             stats = [s for s in instance.get_run_step_stats(run_id) if s.start_time and s.end_time]
     except Exception as exc:  # the table is still worth printing without them
         report(f"  (no step timings for {run_id}: {exc})")

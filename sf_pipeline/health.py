@@ -247,9 +247,3 @@ def latest_results(session: Session, integration: Integration) -> dict[str, Heal
     for row in rows:
         latest.setdefault(row.check_name, row)
     return latest
-
-
-def outcome_as_dict(outcome: CheckOutcome, at: datetime) -> dict[str, Any]:
-    """The stable shape of ``sf-pipeline health --json``."""
-    return {"name": outcome.name.value, "passed": outcome.passed,
-            "metadata": {"description": outcome.description, **outcome.metadata}, "at": at.isoformat()}

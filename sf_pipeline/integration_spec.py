@@ -5,6 +5,7 @@ name: acme                 # lower-case letters, digits, '-'; starts with a lett
 project_id: 42
 login_url: https://login.salesforce.com
 frequency_minutes: 60      # whole minutes, at least 5 (default 60)
+lookback_minutes: 10       # incremental runs re-read this far below the watermark (0-1440, default 10)
 reconcile_every_days: 7    # reconcile with the org by Id at least this often (1..90, default 7)
 objects:                   # any of Lead, Contact, CampaignMember, each with its own rules
   Lead:
@@ -68,6 +69,7 @@ from sf_pipeline.storage.integrations import (
     replace_mappings,
 )
 from sf_pipeline.storage.models import Integration, ObjectConfig
+from sf_pipeline.sync.plan import DEFAULT_LOOKBACK_MINUTES, MAX_LOOKBACK_MINUTES
 
 SUPPORTED_OBJECTS = ("Lead", "Contact", "CampaignMember")
 ObjectName = Literal["Lead", "Contact", "CampaignMember"]
@@ -181,6 +183,7 @@ class IntegrationSpec(_Strict):
     project_id: int
     login_url: str
     frequency_minutes: int = DEFAULT_FREQUENCY_MINUTES
+    lookback_minutes: int = DEFAULT_LOOKBACK_MINUTES
     reconcile_every_days: int = DEFAULT_RECONCILE_EVERY_DAYS
     # Keys are checked before validation (see ``spec_from_data``) so errors can name the object.
     objects: dict[str, ObjectSpec] = Field(min_length=1)
@@ -215,6 +218,13 @@ class IntegrationSpec(_Strict):
     @classmethod
     def _frequency(cls, value: int) -> int:
         return check_frequency(value)
+
+    @field_validator("lookback_minutes")
+    @classmethod
+    def _lookback(cls, value: int) -> int:
+        if not 0 <= value <= MAX_LOOKBACK_MINUTES:
+            raise ValueError(f"must be between 0 and {MAX_LOOKBACK_MINUTES} minutes, got {value}")
+        return value
 
     @field_validator("reconcile_every_days")
     @classmethod
@@ -479,6 +489,7 @@ def apply_spec(session: Session, spec: IntegrationSpec, *, describe: Describe | 
     else:
         integration.login_url = spec.login_url
         integration.frequency_minutes = spec.frequency_minutes
+    integration.lookback_minutes = spec.lookback_minutes
     integration.reconcile_every_days = spec.reconcile_every_days
     _replace_objects(integration, spec)
     if new_mappings is not None:

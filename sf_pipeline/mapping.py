@@ -1,8 +1,10 @@
 """Field mappings: which Salesforce fields become which Spotzee user properties, and how values convert.
 
-``compile_object_mapping`` resolves an object's mappings against describe once; the resulting
-``ObjectMapping.convert`` then turns one Salesforce record into a ``MappedUser`` with precomputed
-per-field converters (it runs once per record, on the sync's hot path).
+``resolve_object_mapping`` resolves an object's mappings against describe once, into a
+``ResolvedMapping``: plain data that travels in the extract manifest, so later stages never ask
+Salesforce again. ``ResolvedMapping.compile`` builds the ``ObjectMapping`` whose ``convert`` turns
+one Salesforce record into a ``MappedUser`` with precomputed per-field converters (it runs once per
+record, on the sync's hot path). ``compile_object_mapping`` does both.
 
 Conversions (Spotzee's table): text-like types → string; int/double/currency/percent → number;
 boolean → boolean; date → ``YYYY-MM-DD``; datetime → ``YYYY-MM-DDTHH:MM:SSZ`` (UTC); multipicklist →
@@ -17,15 +19,18 @@ value that converts, in mapping order, wins.
 
 from __future__ import annotations
 
-import builtins
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sf_pipeline.errors import ConfigError
+from sf_pipeline.mapping_spec import MappingLike as MappingLike
+from sf_pipeline.mapping_spec import MappingSpec as MappingSpec
+from sf_pipeline.mapping_spec import as_spec as as_spec
+from sf_pipeline.mapping_spec import default_mappings as default_mappings
 from sf_pipeline.salesforce.describe import (
     BOOLEAN_TYPES,
     DATE_TYPES,
@@ -51,56 +56,14 @@ FIELD_PATH = re.compile(r"[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)?")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?")
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
-_WHITESPACE = re.compile(r"\s")
+# One @, a non-empty local part, a dotted domain without empty labels, no whitespace: the email
+# shape the mapping accepts, and the user row contract checks (sf_pipeline.sync.schemas).
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s.]+(?:\.[^@\s.]+)+$"
+_EMAIL = re.compile(EMAIL_PATTERN)
 _EXACT_FLOAT_INT = 2**53
 
 
-# --- mapping definitions -------------------------------------------------------------------------
-
-
-class MappingLike(Protocol):
-    """A ``MappingSpec`` or a stored ``FieldMapping`` row."""
-
-    # builtins.property: a member named ``property`` shadows the decorator inside this class.
-    @builtins.property
-    def field(self) -> str: ...
-    @builtins.property
-    def property(self) -> str: ...
-    @builtins.property
-    def object_name(self) -> str | None: ...
-    @builtins.property
-    def type(self) -> str | None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class MappingSpec:
-    """One mapping: Salesforce ``field`` (or ``Lead.Email``-style parent path) → user ``property``."""
-
-    field: str
-    property: str
-    object_name: str | None = None
-    type: str | None = None
-
-
-# FieldMapping (the stored row) has no column for a mapping's optional type yet, so the type rides in
-# its property column as "property:type" (property names never contain ':'). These two functions
-# are the only places that know.
-
-
-def as_spec(mapping: MappingLike) -> MappingSpec:
-    """A ``MappingSpec`` for a spec or a stored ``FieldMapping`` row."""
-    if isinstance(mapping, MappingSpec):
-        return mapping
-    return MappingSpec(mapping.field, mapping.property, mapping.object_name, mapping.type)
-
-
-def default_mappings() -> list[MappingSpec]:
-    return [
-        MappingSpec("Email", "email"),
-        MappingSpec("FirstName", "first_name"),
-        MappingSpec("LastName", "last_name"),
-        MappingSpec("Phone", "phone"),
-    ]
+# --- mapping definitions (sf_pipeline.mapping_spec, re-exported) ------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,17 +177,7 @@ def format_utc(value: datetime) -> str:
 
 def is_valid_email(text: str) -> bool:
     """A deliberately simple RFC 5322-ish check: one @, a non-empty local part, a dotted domain."""
-    local, at, domain = text.partition("@")
-    return (
-        bool(at and local)
-        and len(text) <= TOP_LEVEL_MAX_LENGTH["email"]
-        and "@" not in domain
-        and "." in domain
-        and not domain.startswith(".")
-        and not domain.endswith(".")
-        and ".." not in domain
-        and not _WHITESPACE.search(text)
-    )
+    return len(text) <= TOP_LEVEL_MAX_LENGTH["email"] and _EMAIL.fullmatch(text) is not None
 
 
 class _Drop(Exception):
@@ -448,16 +401,51 @@ def applies_to(spec: MappingLike, object_name: str) -> bool:
     return spec.object_name is None or spec.object_name == object_name
 
 
-def compile_object_mapping(
+@dataclass(frozen=True, slots=True)
+class MappedSource:
+    """One field feeding a property: where it is in the record and how its value converts."""
+
+    relationship: str | None
+    name: str
+    path: str
+    kind: str  # the field's kind of value, from describe (``_source_kind``)
+    wanted: str  # the property type it converts to
+
+
+# The describe types of the fields every sync reads, whatever is mapped.
+_ALWAYS_QUERIED_TYPES = {"Id": "id", "LastModifiedDate": "datetime", "IsDeleted": "boolean"}
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedMapping:
+    """An object's mappings resolved against describe, as plain (picklable) data."""
+
+    object_name: str
+    soql_fields: tuple[str, ...]
+    # The describe type of each SOQL field, in ``soql_fields`` order.
+    field_types: tuple[str, ...]
+    properties: tuple[tuple[str, tuple[MappedSource, ...]], ...]
+    opt_out_properties: frozenset[str]
+    skipped: tuple[str, ...]
+
+    def compile(self) -> ObjectMapping:
+        plan = tuple(
+            (prop, tuple((s.relationship, s.name, _converter(s.kind, s.wanted, prop), s.path) for s in sources))
+            for prop, sources in self.properties
+        )
+        return ObjectMapping(self.object_name, self.soql_fields, plan, self.opt_out_properties, self.skipped)
+
+
+def resolve_object_mapping(
     object_name: str,
     mappings: Sequence[MappingLike],
     describe: Callable[[str], ObjectDescribe],
-) -> ObjectMapping:
+) -> ResolvedMapping:
     """Resolve the mappings that apply to ``object_name``. A mapping limited to this object must
     find its field (ConfigError otherwise); an unlimited one whose field this object lacks is left
     out and listed in ``skipped``."""
-    fields: dict[str, None] = dict.fromkeys(ALWAYS_QUERIED)
-    sources: dict[str, list[_Source]] = {}
+    fields: dict[str, str] = dict(_ALWAYS_QUERIED_TYPES)
+    sources: dict[str, list[MappedSource]] = {}
     opt_out: set[str] = set()
     skipped: list[str] = []
     for index, spec in enumerate(map(as_spec, mappings)):
@@ -476,10 +464,25 @@ def compile_object_mapping(
             wanted = property_type(resolved, spec)
         except ValueError as exc:
             raise ConfigError(str(exc), key=f"{key}.type" if spec.type else f"{key}.field") from exc
-        convert = _converter(_source_kind(resolved.info), wanted, spec.property)
-        fields[resolved.path] = None
-        sources.setdefault(spec.property, []).append((resolved.relationship, resolved.name, convert, resolved.path))
+        fields[resolved.path] = resolved.info.type
+        sources.setdefault(spec.property, []).append(
+            MappedSource(resolved.relationship, resolved.name, resolved.path, _source_kind(resolved.info), wanted)
+        )
         if resolved.name.lower() == OPT_OUT_FIELD.lower() and wanted == "boolean":
             opt_out.add(spec.property)
-    plan = tuple((prop, tuple(found)) for prop, found in sources.items())
-    return ObjectMapping(object_name, tuple(fields), plan, frozenset(opt_out), tuple(skipped))
+    return ResolvedMapping(
+        object_name=object_name,
+        soql_fields=tuple(fields),
+        field_types=tuple(fields.values()),
+        properties=tuple((prop, tuple(found)) for prop, found in sources.items()),
+        opt_out_properties=frozenset(opt_out),
+        skipped=tuple(skipped),
+    )
+
+
+def compile_object_mapping(
+    object_name: str,
+    mappings: Sequence[MappingLike],
+    describe: Callable[[str], ObjectDescribe],
+) -> ObjectMapping:
+    return resolve_object_mapping(object_name, mappings, describe).compile()

@@ -7,14 +7,13 @@ import os
 import shutil
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster._core.storage.dagster_run import RunsFilter
-from dagster._core.utils import make_new_run_id
 
 from sf_pipeline.settings import Settings
 from sf_pipeline.storage.database import Database
@@ -61,7 +60,7 @@ def wait_for_partition(
     deadline = time.monotonic() + timeout_s
     announced = False
     while True:
-        records = instance.get_run_records(RunsFilter(tags={"dagster/partition": name}, statuses=ACTIVE_STATUSES))
+        records = instance.get_run_records(dg.RunsFilter(tags={"dagster/partition": name}, statuses=ACTIVE_STATUSES))
         if not records:
             return
         if on_wait and not announced:
@@ -92,7 +91,7 @@ def execute(
     from sf_pipeline.definitions import defs
 
     job = defs.resolve_job_def(job_name)
-    run_id = make_new_run_id()
+    run_id = str(uuid.uuid4())  # the form Dagster's own run ids take
     stop = threading.Event()
     watcher = None
     if on_progress is not None and database is not None:

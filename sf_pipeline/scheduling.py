@@ -1,6 +1,7 @@
-"""When an integration's next sync is due, from what the database holds right now.
+"""When an integration's next sync, and its next health run, are due, from what the database
+holds right now.
 
-The dispatcher sensor asks this every tick, so a frequency change, pause or resume applies at
+The dispatcher sensors ask this every tick, so a frequency change, pause or resume applies at
 the next tick with no reload. Failures back off: after k consecutive failed runs the interval is
 ``frequency * 2^(k-1)``, capped at 24 hours, so an integration that keeps failing does not
 retry-storm Salesforce; the first success resets it.
@@ -8,14 +9,17 @@ retry-storm Salesforce; the first success resets it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
-from sf_pipeline.storage.models import Integration, IntegrationStatus
+from sf_pipeline import lifecycle
+from sf_pipeline.health import ALL_CHECKS
+from sf_pipeline.storage.models import HealthResult, Integration
 
 MIN_FREQUENCY_MINUTES = 5
 DEFAULT_FREQUENCY_MINUTES = 60
 MAX_BACKOFF = timedelta(hours=24)
-SCHEDULED = frozenset({IntegrationStatus.ACTIVE.value, IntegrationStatus.ERROR.value})
+DEFAULT_HEALTH_INTERVAL = timedelta(minutes=15)
 
 
 def sync_interval(integration: Integration) -> timedelta:
@@ -28,7 +32,7 @@ def sync_interval(integration: Integration) -> timedelta:
 
 def next_sync_at(integration: Integration) -> datetime | None:
     """None when the integration is not scheduled (Incomplete or Inactive)."""
-    if integration.status not in SCHEDULED:
+    if not lifecycle.is_scheduled(integration):
         return None
     if integration.sync_requested_at is not None:
         return integration.sync_requested_at
@@ -47,3 +51,17 @@ def run_key(integration: Integration) -> str:
     due = next_sync_at(integration)
     slot = int(due.timestamp()) if due is not None else 0
     return f"{integration.name}:{slot}"
+
+
+def health_due(latest: Mapping[str, HealthResult], now: datetime, interval: timedelta) -> bool:
+    """Whether an integration's health checks should run again: some check has no result yet,
+    or the oldest of the latest results is ``interval`` old."""
+    if any(check.value not in latest for check in ALL_CHECKS):
+        return True
+    oldest = min(latest[check.value].at for check in ALL_CHECKS)
+    return now - oldest >= interval
+
+
+def health_slot(now: datetime, interval: timedelta) -> int:
+    """The health run's slot: one run key per interval, so a sensor never requests two in one."""
+    return int(now.timestamp() // interval.total_seconds())

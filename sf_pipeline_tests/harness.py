@@ -59,7 +59,7 @@ class Pipeline:
         return self.services.database
 
     def sync(self, *, full: bool = False) -> dict[str, Any]:
-        return run_sync(self.services, self.name, f"test-{uuid.uuid4().hex}", full=full)
+        return run_sync(self.services, self.name, f"test-{uuid.uuid4().hex}", full=full).as_dict()
 
     def users(self) -> dict[str, dict[str, Any]]:
         """Every user row by external ID, as plain values."""

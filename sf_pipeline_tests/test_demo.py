@@ -178,11 +178,10 @@ def status_json(env: dict[str, str]) -> list[dict[str, object]]:
 def sync_runs(dagster_home: Path) -> list[tuple[str, dict[str, str]]]:
     """(status, tags) of every ``sync_integration`` run of partition ``demo``, oldest first."""
     import dagster as dg
-    from dagster._core.storage.dagster_run import RunsFilter
 
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         records = instance.get_run_records(
-            RunsFilter(job_name="sync_integration", tags={"dagster/partition": "demo"}), ascending=True
+            dg.RunsFilter(job_name="sync_integration", tags={"dagster/partition": "demo"}), ascending=True
         )
         return [(r.dagster_run.status.value, dict(r.dagster_run.tags)) for r in records]
 

@@ -3,7 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 from sf_pipeline import scheduling
-from sf_pipeline.storage.models import Integration
+from sf_pipeline.storage.models import HealthResult, Integration
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
@@ -62,3 +62,27 @@ def test_run_keys_differ_per_due_slot() -> None:
     row.last_attempt_at = NOW + timedelta(hours=1)
     assert scheduling.run_key(row) != first
     assert first.startswith("acme:")
+
+
+def results(**ages_minutes: float) -> dict[str, HealthResult]:
+    return {name: HealthResult(check_name=name, passed=True, at=NOW - timedelta(minutes=age), details={})
+            for name, age in ages_minutes.items()}
+
+
+def test_health_runs_are_due_when_a_check_has_never_run() -> None:
+    assert scheduling.health_due({}, NOW, timedelta(minutes=15))
+    assert scheduling.health_due(results(credentials=1, field_mappings=1, api_limits=1), NOW, timedelta(minutes=15))
+
+
+def test_health_runs_are_due_once_the_oldest_latest_result_is_an_interval_old() -> None:
+    every = {"credentials": 1, "field_mappings": 1, "api_limits": 1}
+    assert not scheduling.health_due(results(**every, sync_staleness=14), NOW, timedelta(minutes=15))
+    assert scheduling.health_due(results(**every, sync_staleness=15), NOW, timedelta(minutes=15))
+
+
+def test_health_run_slots_change_once_per_interval() -> None:
+    interval = timedelta(minutes=15)
+    start = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    assert scheduling.health_slot(start, interval) == scheduling.health_slot(start + timedelta(minutes=14), interval)
+    assert scheduling.health_slot(start, interval) + 1 == scheduling.health_slot(start + timedelta(minutes=15),
+                                                                                 interval)

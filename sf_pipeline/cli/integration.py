@@ -13,6 +13,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from sf_pipeline import lifecycle
 from sf_pipeline.cli.output import badge, console, when
 from sf_pipeline.errors import ConfigError, UserError
 from sf_pipeline.integration_spec import (
@@ -147,10 +148,9 @@ def pause_command(name: NameArg) -> None:
     """Stop scheduled syncs (status Inactive). Rules, mappings and credentials are kept."""
     with _database() as database, database.session() as session:
         integration = get_integration(session, name)
-        if integration.status == IntegrationStatus.INACTIVE.value:
+        if not lifecycle.pause(integration):
             console.print(f"[bold]{name}[/] is already paused.", highlight=False)
             return
-        integration.status = IntegrationStatus.INACTIVE.value
     console.print(f"Paused [bold]{name}[/]. {badge(IntegrationStatus.INACTIVE.value)}", highlight=False)
 
 
@@ -159,16 +159,10 @@ def resume_command(name: NameArg) -> None:
     """Re-activate a paused integration; its next scheduled sync runs (no immediate sync)."""
     with _database() as database, database.session() as session:
         integration = get_integration(session, name)
-        if integration.status != IntegrationStatus.INACTIVE.value:
+        complete = setup_complete(integration)
+        if not lifecycle.resume(integration, now=datetime.now(UTC), setup_complete=complete):
             console.print(f"[bold]{name}[/] is not paused. {badge(integration.status)}", highlight=False)
             return
-        complete = setup_complete(integration)
-        integration.status = (IntegrationStatus.ACTIVE if complete else IntegrationStatus.INCOMPLETE).value
-        # The admin fixed whatever made syncs fail before pausing: start without the old backoff.
-        # The schedule restarts now, so the next sync is one frequency away, not an immediate one.
-        integration.activated_at = datetime.now(UTC)
-        integration.retry_after = None
-        integration.consecutive_failures = 0
         status = integration.status
     note = "" if complete else " Finish its setup to start syncing."
     console.print(f"Resumed [bold]{name}[/]. {badge(status)}{note}", highlight=False)

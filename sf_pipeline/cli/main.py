@@ -6,7 +6,6 @@ from __future__ import annotations
 import sys
 
 import typer
-from typer._click.exceptions import ClickException  # typer vendors its own copy of click
 
 from sf_pipeline.cli.output import errors
 
@@ -25,7 +24,6 @@ def _build() -> None:
     from sf_pipeline.cli.integration import app as integration_app
     from sf_pipeline.cli.logs import logs_command
     from sf_pipeline.cli.preview import preview_command
-    from sf_pipeline.cli.reconcile import reconcile_command
     from sf_pipeline.cli.sandbox import app as sandbox_app
     from sf_pipeline.cli.status import status_command
     from sf_pipeline.cli.sync import sync_command
@@ -37,7 +35,6 @@ def _build() -> None:
     )
     app.add_typer(sandbox_app, name="sandbox", help="A local Salesforce org for tests, the demo and benchmarks.")
     app.command("sync")(sync_command)
-    app.command("reconcile")(reconcile_command)
     app.command("status")(status_command)
     app.command("logs")(logs_command)
     app.command("health")(health_command)
@@ -51,20 +48,11 @@ def main(argv: list[str] | None = None) -> None:
     from sf_pipeline.errors import UserError
 
     try:
-        # Outside standalone mode click hands back a command's ``typer.Exit`` code instead of exiting.
-        code = app(args=argv, standalone_mode=False)
-        if isinstance(code, int) and code:
-            sys.exit(code)
+        # Standalone mode: click itself shows usage errors (exit 2), handles Abort and Exit; the
+        # exceptions it does not know (ours) come through.
+        app(args=argv)
     except UserError as exc:
         errors.print(f"[bold red]Error:[/] {exc}", highlight=False)
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        errors.print("Aborted.")
-        sys.exit(130)
-    except ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except typer.Exit as exc:
         sys.exit(exc.exit_code)
 
 

@@ -113,20 +113,19 @@ def spotzee_users(
 ) -> dg.MaterializeResult[Any]:
     summary = guarded(context, sf_pipeline, lambda: service.upsert(sf_pipeline.services(), user_changes))
     context.log.info(
-        f"Sync completed: {summary['created']} created, {summary['updated']} updated, "
-        f"{summary['unchanged']} unchanged, {summary['deleted']} deleted, "
-        f"{summary['invalid_values']} invalid values dropped"
+        f"Sync completed: {summary.created} created, {summary.updated} updated, "
+        f"{summary.unchanged} unchanged, {summary.deleted} deleted, "
+        f"{summary.invalid_values} invalid values dropped"
     )
-    watermarks = summary.pop("watermarks")
+    watermarks = summary.as_dict()["watermarks"]
     # Drift per object as plain numbers too: Dagster plots numeric metadata across materializations.
-    drift_numbers = {f"drift_{k}": dg.MetadataValue.int(v) for k, v in summary.get("drift", {}).items()}
+    drift_numbers = {f"drift_{k}": dg.MetadataValue.int(v) for k, v in summary.drift.items()}
     return dg.MaterializeResult(
         metadata={
-            **summary,
+            **summary.counts(),
             **drift_numbers,
+            "drift": dg.MetadataValue.json(summary.drift),
             "watermark_before": dg.MetadataValue.json({k: v["before"] for k, v in watermarks.items()}),
             "watermark_after": dg.MetadataValue.json({k: v["after"] for k, v in watermarks.items()}),
         }
     )
-
-

@@ -15,8 +15,6 @@ from sf_pipeline.settings import Settings, load_settings
 from sf_pipeline.storage.database import Database
 from sf_pipeline.sync.service import Services
 
-NOW_ENV = "SF_PIPELINE_NOW"
-
 
 @lru_cache(maxsize=8)
 def _services(settings: Settings, secret_key: str | None, now: str | None) -> Services:
@@ -41,8 +39,9 @@ def _services(settings: Settings, secret_key: str | None, now: str | None) -> Se
 class SfPipelineResource(dg.ConfigurableResource):  # type: ignore[misc,type-arg]
     """Settings come from the environment (see ``sf_pipeline.settings``); the fields override them.
 
-    ``now`` (or ``SF_PIPELINE_NOW``) pins the clock to an ISO-8601 time: how tests exercise
-    time-dependent behaviour such as sync staleness without sleeping."""
+    ``now`` pins the clock to an ISO-8601 time: how tests exercise time-dependent behaviour (the
+    dispatcher's due times) without sleeping. It is resource configuration only, never read from
+    the environment, so no stray variable can freeze a deployment's clock."""
 
     database_url: str | None = None
     home: str | None = None
@@ -54,4 +53,4 @@ class SfPipelineResource(dg.ConfigurableResource):  # type: ignore[misc,type-arg
             env["SF_PIPELINE_HOME"] = self.home
         if self.database_url:
             env["SF_PIPELINE_DATABASE_URL"] = self.database_url
-        return _services(load_settings(env), env.get(KEY_ENV) or None, self.now or env.get(NOW_ENV) or None)
+        return _services(load_settings(env), env.get(KEY_ENV) or None, self.now)

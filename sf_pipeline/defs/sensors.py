@@ -11,36 +11,34 @@ import os
 from datetime import timedelta
 
 import dagster as dg
-from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
 
-from sf_pipeline import scheduling
+from sf_pipeline import lifecycle, scheduling
 from sf_pipeline.defs.jobs import health_job, sync_job
 from sf_pipeline.defs.partitions import PARTITIONS_NAME, integrations
 from sf_pipeline.defs.resources import SfPipelineResource
 from sf_pipeline.health import latest_results
 from sf_pipeline.storage.integrations import list_integrations
-from sf_pipeline.storage.models import IntegrationStatus
 
 TICK_SECONDS = 30
 HEALTH_INTERVAL_ENV = "SF_PIPELINE_HEALTH_INTERVAL_MINUTES"
-DEFAULT_HEALTH_INTERVAL_MINUTES = 15
 # QUEUED is not among Dagster's "in progress" statuses, so list them all.
 ACTIVE_STATUSES = [
-    DagsterRunStatus.QUEUED,
-    DagsterRunStatus.NOT_STARTED,
-    DagsterRunStatus.STARTING,
-    DagsterRunStatus.STARTED,
-    DagsterRunStatus.CANCELING,
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
 ]
 
 
 def busy_partitions(instance: dg.DagsterInstance, job_name: str) -> set[str]:
-    records = instance.get_run_records(RunsFilter(job_name=job_name, statuses=ACTIVE_STATUSES))
+    records = instance.get_run_records(dg.RunsFilter(job_name=job_name, statuses=ACTIVE_STATUSES))
     return {r.dagster_run.tags.get("dagster/partition", "") for r in records}
 
 
 def health_interval() -> timedelta:
-    return timedelta(minutes=int(os.environ.get(HEALTH_INTERVAL_ENV, DEFAULT_HEALTH_INTERVAL_MINUTES)))
+    minutes = os.environ.get(HEALTH_INTERVAL_ENV)
+    return timedelta(minutes=int(minutes)) if minutes else scheduling.DEFAULT_HEALTH_INTERVAL
 
 
 @dg.sensor(job=sync_job, minimum_interval_seconds=TICK_SECONDS, default_status=dg.DefaultSensorStatus.RUNNING)
@@ -75,15 +73,11 @@ def health_dispatcher(context: dg.SensorEvaluationContext, sf_pipeline: SfPipeli
     requests = []
     with services.database.session() as session:
         for row in list_integrations(session):
-            if row.status == IntegrationStatus.INACTIVE.value or row.credential is None:
+            if not lifecycle.is_monitored(row) or row.name in busy or row.name not in known:
                 continue
-            if row.name in busy or row.name not in known:
+            if not scheduling.health_due(latest_results(session, row), now, interval):
                 continue
-            latest = latest_results(session, row)
-            last = min((r.at for r in latest.values()), default=None) if len(latest) == 4 else None
-            if last is not None and now - last < interval:
-                continue
-            slot = int(now.timestamp() // interval.total_seconds())
+            slot = scheduling.health_slot(now, interval)
             # A run of only partitioned checks takes its partition from this tag, not partition_key.
             requests.append(dg.RunRequest(run_key=f"health:{row.name}:{slot}",
                                           tags={"dagster/partition": row.name, "sf_pipeline/trigger": "health"}))

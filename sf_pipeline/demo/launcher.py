@@ -31,10 +31,10 @@ from typing import IO, Any
 from sf_pipeline.connect import ConnectResult, connect, reconnect
 from sf_pipeline.errors import UserError
 from sf_pipeline.integration_spec import ApplyResult, apply_spec, parse_spec
+from sf_pipeline.lifecycle import SCHEDULED
 from sf_pipeline.salesforce.oauth import ClientCredentials, RefreshTokenImport
 from sf_pipeline.salesforce.session import describe_provider
 from sf_pipeline.sandbox.control import ControlClient
-from sf_pipeline.scheduling import SCHEDULED
 from sf_pipeline.secrets import Cipher
 from sf_pipeline.settings import Settings
 from sf_pipeline.storage.database import Database

@@ -4,9 +4,11 @@ Salesforce sends no ``expires_in``: a token is known to be stale only when a cal
 The client then asks its ``TokenSource`` to ``refresh(stale)``. A source refreshes at most once
 per stale token: threads that hit the same 401 get the token the first one fetched.
 
-``DatabaseTokenSource`` also coordinates *processes* through the stored credentials' version
+``StoredTokenSource`` also coordinates *processes* through the stored credentials' version
 (compare-and-swap): a run that loses the race adopts the winner's tokens instead of overwriting
-them, so a rotated refresh token is never replaced by one Salesforce has already retired.
+them, so a rotated refresh token is never replaced by one Salesforce has already retired. Where
+the credentials are stored is its ``TokenStore``'s business (the application database's is
+``storage.integrations.CredentialStore``; ``salesforce.session`` wires the two).
 """
 
 from __future__ import annotations
@@ -21,9 +23,6 @@ import requests
 
 from sf_pipeline.salesforce.errors import AuthenticationError, CredentialsRevokedError
 from sf_pipeline.salesforce.oauth import ClientCredentials, TokenResponse, refresh_grant
-from sf_pipeline.secrets import Cipher
-from sf_pipeline.storage.database import Database
-from sf_pipeline.storage.integrations import StoredCredentials, load_credentials, update_tokens
 
 # Seconds to wait, in turn, for a concurrent refresher to store the tokens it got.
 _REVOKED_RECHECK_DELAYS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
@@ -44,6 +43,35 @@ class TokenSource(Protocol):
 
     def refresh(self, stale: AccessGrant) -> AccessGrant:
         """A token newer than ``stale``: fetched, or the one another caller already fetched."""
+        ...
+
+
+class StoredTokens(Protocol):
+    """Decrypted credentials as a ``TokenStore`` loads them; ``version`` is what ``save`` compares."""
+
+    @property
+    def client_id(self) -> str: ...
+    @property
+    def client_secret(self) -> str: ...
+    @property
+    def refresh_token(self) -> str: ...
+    @property
+    def access_token(self) -> str | None: ...
+    @property
+    def instance_url(self) -> str | None: ...
+    @property
+    def identity_url(self) -> str | None: ...
+    @property
+    def login_url(self) -> str | None: ...
+    @property
+    def version(self) -> int: ...
+
+
+class TokenStore(Protocol):
+    def load(self) -> StoredTokens: ...
+
+    def save(self, *, access_token: str, refresh_token: str | None, expected_version: int) -> bool:
+        """Store refreshed tokens if still at ``expected_version``; False when another writer won."""
         ...
 
 
@@ -93,21 +121,19 @@ class StaticRefreshTokenSource:
         return _grant_from(tokens, fallback_identity=self._grant.identity_url if self._grant else None)
 
 
-class DatabaseTokenSource:
-    """Tokens of a stored integration, kept in step with the database."""
+class StoredTokenSource:
+    """Tokens of a stored integration, kept in step with its ``TokenStore``."""
 
     def __init__(
         self,
-        database: Database,
-        cipher: Cipher,
+        store: TokenStore,
         integration_name: str,
         *,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.database = database
+        self.store = store
         self.integration_name = integration_name
-        self._cipher = cipher
         self._session = session
         self._sleep = sleep
         self._lock = threading.Lock()
@@ -133,7 +159,7 @@ class DatabaseTokenSource:
                 self._grant = self._refresh_from(stored)
             return self._grant
 
-    def _refresh_from(self, stored: StoredCredentials) -> AccessGrant:
+    def _refresh_from(self, stored: StoredTokens) -> AccessGrant:
         if not stored.login_url:
             raise AuthenticationError(f"integration {self.integration_name!r} has no login URL stored")
         client = ClientCredentials(stored.client_id, stored.client_secret)
@@ -157,15 +183,8 @@ class DatabaseTokenSource:
                     return adopted
             raise
         self.refreshes += 1
-        with self.database.session() as session:
-            stored_ours = update_tokens(
-                session,
-                self.integration_name,
-                self._cipher,
-                access_token=tokens.access_token,
-                refresh_token=tokens.refresh_token,
-                expected_version=stored.version,
-            )
+        stored_ours = self.store.save(access_token=tokens.access_token, refresh_token=tokens.refresh_token,
+                                      expected_version=stored.version)
         if not stored_ours:
             # Lost the compare-and-swap: another run refreshed at the same time and stored its
             # tokens first. Use those; ours (and any refresh token rotated to us) are dropped.
@@ -174,12 +193,11 @@ class DatabaseTokenSource:
                 return adopted
         return _grant_from(tokens, fallback_identity=stored.identity_url)
 
-    def _load(self) -> StoredCredentials:
-        with self.database.session() as session:
-            return load_credentials(session, self.integration_name, self._cipher)
+    def _load(self) -> StoredTokens:
+        return self.store.load()
 
 
-def _stored_grant(stored: StoredCredentials) -> AccessGrant | None:
+def _stored_grant(stored: StoredTokens) -> AccessGrant | None:
     if not stored.access_token or not stored.instance_url:
         return None
     return AccessGrant(stored.access_token, stored.instance_url, stored.identity_url)

@@ -24,8 +24,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from sf_pipeline.errors import ConfigError, ConflictError, NotFoundError
-from sf_pipeline.mapping import MappingSpec, as_spec, default_mappings
+from sf_pipeline.mapping_spec import MappingSpec, as_spec, default_mappings
 from sf_pipeline.secrets import Cipher
+from sf_pipeline.storage.database import Database
 from sf_pipeline.storage.models import Credential, FieldMapping, Integration, IntegrationStatus, utcnow
 
 NAME_RULE = "lower-case letters, digits and '-', 1 to 63 characters, starting with a letter"
@@ -331,3 +332,22 @@ def update_tokens(
     if get_integration(session, name).credential is None:
         raise NotFoundError(f"integration {name!r} has no Salesforce credentials to update")
     return False
+
+
+class CredentialStore:
+    """One integration's stored credentials, as a token source reads and refreshes them (each
+    call its own short transaction, so concurrent refreshers see each other's writes)."""
+
+    def __init__(self, database: Database, cipher: Cipher, name: str) -> None:
+        self.database = database
+        self.cipher = cipher
+        self.name = name
+
+    def load(self) -> StoredCredentials:
+        with self.database.session() as session:
+            return load_credentials(session, self.name, self.cipher)
+
+    def save(self, *, access_token: str, refresh_token: str | None, expected_version: int) -> bool:
+        with self.database.session() as session:
+            return update_tokens(session, self.name, self.cipher, access_token=access_token,
+                                 refresh_token=refresh_token, expected_version=expected_version)

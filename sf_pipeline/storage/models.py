@@ -16,12 +16,15 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Column,
     DateTime,
     Float,
     ForeignKey,
     Index,
     Integer,
+    MetaData,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -86,7 +89,8 @@ class Integration(Base):
     last_attempt_at: Mapped[datetime | None] = mapped_column(nullable=True)
     activated_at: Mapped[datetime | None] = mapped_column(nullable=True)
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
-    retry_after: Mapped[datetime | None] = mapped_column(nullable=True)
+    # How far below the watermark incremental runs start reading (records that commit late).
+    lookback_minutes: Mapped[int] = mapped_column(Integer, default=10, server_default="10")
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     # Reconciliation (an Id-only comparison with the org) runs at least this often.
     reconcile_every_days: Mapped[int] = mapped_column(Integer, default=7, server_default="7")
@@ -273,3 +277,20 @@ class User(Base):
     converted_at: Mapped[datetime | None] = mapped_column(nullable=True)
     converted_contact_id: Mapped[str | None] = mapped_column(String(18), nullable=True)
     converted_to: Mapped[str | None] = mapped_column(String(255), nullable=True)
+
+
+# The upsert's staging table on PostgreSQL: a change chunk is COPYed here, then merged into
+# ``users`` by one INSERT ... SELECT. Temporary (each session its own), dropped when the chunk's
+# transaction commits; never part of the schema the migrations own, hence its own MetaData.
+USERS_STAGE_COLUMNS = ("external_id", "email", "phone", "timezone", "locale", "data", "source_object", "source_id",
+                       "source_modified_at", "deleted", "content_hash")
+users_stage = Table(
+    "sf_pipeline_users_stage",
+    MetaData(),
+    Column("ord", BigInteger),
+    Column("id", BigInteger),
+    *(Column(name, DateTime if name == "source_modified_at" else Boolean if name == "deleted" else Text)
+      for name in USERS_STAGE_COLUMNS),
+    prefixes=["TEMPORARY"],
+    postgresql_on_commit="DROP",
+)

@@ -15,10 +15,9 @@ works on the current one.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -58,15 +57,17 @@ class ChunkWriter:
         self._writing: Future[None] | None = None
         directory.mkdir(parents=True, exist_ok=True)
 
-    def append_columns(self, columns: Mapping[str, Sequence[Any]], count: int) -> None:
-        """Append ``count`` rows given column-wise (the cheapest shape to build and to write)."""
-        unknown = [name for name in columns if name not in self.schema.names]
-        if unknown:
-            raise KeyError(unknown[0])
-        self._pending.append(pa.Table.from_pydict({name: columns[name] for name in self.schema.names}, self.schema))
-        self._buffered += count
-        if self._buffered >= self.rows_per_chunk:
-            self.flush()
+    def append(self, table: pa.Table) -> None:
+        """Append a table in the writer's schema; full chunks are written as they fill."""
+        if table.schema != self.schema:
+            table = table.select(self.schema.names).cast(self.schema)
+        while table.num_rows:
+            room = self.rows_per_chunk - self._buffered
+            part, table = table.slice(0, room), table.slice(room)
+            self._pending.append(part)
+            self._buffered += part.num_rows
+            if self._buffered >= self.rows_per_chunk:
+                self.flush()
 
     def flush(self) -> None:
         """Start writing the buffered rows as the next chunk file (after the previous one is done)."""
@@ -87,13 +88,17 @@ class ChunkWriter:
             writing.result()
 
     def abort(self) -> None:
-        """The stage failed: drop what is buffered and let a write in flight finish (its error, if
-        any, is not the one to report), so no file appears after the stage has given up."""
+        """The stage failed: drop what is buffered, let a write in flight finish (its error, if
+        any, is not the one to report) and remove the chunks written, so nothing the failed stage
+        wrote is left for a reader to mistake for a result."""
         self._pending = []
         self._buffered = 0
         writing, self._writing = self._writing, None
         if writing is not None:
             writing.exception()
+        for path in self.paths:
+            Path(path).unlink(missing_ok=True)
+        self.paths = []
 
     def close(self) -> list[str]:
         """Write what is buffered; return the chunk files once every one of them is on disk."""

@@ -20,11 +20,15 @@ from sqlalchemy.orm import Session
 
 from sf_pipeline.storage.models import User
 from sf_pipeline.sync.chunks import read_chunks
-from sf_pipeline.sync.diff import external_id
 from sf_pipeline.sync.fields import CONVERSION_FIELDS
 
 SessionFactory = Callable[[], AbstractContextManager[Session]]
 BATCH = 2000
+
+
+def external_id(integration: str, object_name: str, salesforce_id: str) -> str:
+    """A user's identity, as the diff writes it: ``sf_<integration>_<Object>_<18-character Id>``."""
+    return f"sf_{integration}_{object_name}_{salesforce_id}"
 
 
 def _converted_on(value: Any) -> datetime | None:

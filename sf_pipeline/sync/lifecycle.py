@@ -1,21 +1,20 @@
-"""What a sync run records around its work: the run row, log events, status and watermarks.
-
-Status rules (the operations page): a failed sync sets Error; the next successful sync returns
-Error to Active. Inactive (paused) and Incomplete are never changed by a run.
+"""What a sync run records around its work: the run row, log events and watermarks, and the
+status change ``sf_pipeline.lifecycle`` rules for a success or a failure.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from sf_pipeline import lifecycle
 from sf_pipeline.errors import UserError
 from sf_pipeline.events import EventType, record_event
 from sf_pipeline.storage.models import Integration, IntegrationStatus, SyncRun, SyncState
-from sf_pipeline.sync.manifests import ChangeManifest
+from sf_pipeline.sync.manifests import AfterSync, ChangeManifest, SyncSummary
 
 
 class SetupIncompleteError(UserError):
@@ -47,10 +46,10 @@ def sync_states(session: Session, integration: Integration) -> dict[str, SyncSta
 
 def complete_run(
     session: Session, integration: Integration, changes: ChangeManifest, *, now: datetime, duration_s: float,
-    extra: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Move watermarks and status in the same transaction that marks the run succeeded.
-    ``extra`` (drift, reconciliation) joins the summary; its ``api_calls`` add to the run's."""
+    after: AfterSync | None = None,
+) -> SyncSummary:
+    """Move watermarks and status in the same transaction that marks the run succeeded. ``after``
+    (drift, reconciliation) joins the summary; its API calls add to the run's."""
     extract = changes.extract
     states = sync_states(session, integration)
     for obj in extract.objects:
@@ -64,22 +63,17 @@ def complete_run(
         if obj.full:
             state.last_full_sync_at = now
     counts = changes.counts
-    summary = summary_counts(changes, duration_s=duration_s)
-    if extra:
-        extra = dict(extra)
-        summary["api_calls"] += int(extra.pop("api_calls", 0))
-        summary.update(extra)
-    integration.last_synced_at = now
-    integration.consecutive_failures = 0
-    integration.last_error = None
+    summary = SyncSummary.of(changes, duration_s=duration_s)
+    if after is not None:
+        summary = dataclasses.replace(summary, api_calls=summary.api_calls + after.api_calls, drift=dict(after.drift),
+                                      reconcile=after.reconcile)
+    lifecycle.sync_succeeded(integration, now=now)
     integration.full_sync_requested = False
-    if integration.status == IntegrationStatus.ERROR.value:
-        integration.status = IntegrationStatus.ACTIVE.value
     run = session.get(SyncRun, extract.run_id)
     if run is not None:
         run.status = "succeeded"
         run.finished_at = now
-        run.counts = summary
+        run.counts = summary.as_dict()
     details = {"warnings": changes.warnings} if changes.warnings else {}
     if counts.created:
         record_event(session, integration, EventType.RECORDS_IMPORTED, run_id=extract.run_id, at=now,
@@ -88,7 +82,7 @@ def complete_run(
         record_event(session, integration, EventType.RECORDS_UPDATED, run_id=extract.run_id, at=now,
                      counts={"updated": counts.updated, "deleted": counts.deleted})
     record_event(session, integration, EventType.SYNC_COMPLETED, run_id=extract.run_id, at=now,
-                 counts=summary, duration_s=duration_s, details=details)
+                 counts=summary.as_dict(), duration_s=duration_s, details=details)
     return summary
 
 
@@ -100,35 +94,6 @@ def fail_run(
         run.status = "failed"
         run.finished_at = now
         run.error = error
-    integration.consecutive_failures = (integration.consecutive_failures or 0) + 1
-    integration.last_error = error
-    if integration.status in (IntegrationStatus.ACTIVE.value, IntegrationStatus.ERROR.value):
-        integration.status = IntegrationStatus.ERROR.value
+    lifecycle.sync_failed(integration, error)
     record_event(session, integration, EventType.SYNC_FAILED, run_id=run_id, at=now, error=error,
                  duration_s=duration_s)
-
-
-def summary_counts(changes: ChangeManifest, *, duration_s: float) -> dict[str, Any]:
-    counts = changes.counts
-    extract = changes.extract
-    watermarks = {
-        o.object_name: {
-            "before": o.watermark_before.isoformat() if o.watermark_before else None,
-            "after": o.watermark_after.isoformat() if o.watermark_after else None,
-            "full": o.full,
-        }
-        for o in extract.objects
-    }
-    return {
-        "fetched": extract.fetched,
-        "created": counts.created,
-        "updated": counts.updated,
-        "unchanged": counts.unchanged,
-        "deleted": counts.deleted,
-        "skipped": counts.skipped,
-        "invalid_values": counts.invalid_values,
-        "invalid_records": counts.invalid_records,
-        "api_calls": extract.api_calls,
-        "duration_s": round(duration_s, 3),
-        "watermarks": watermarks,
-    }

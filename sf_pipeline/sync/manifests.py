@@ -1,18 +1,29 @@
-"""The small records that stages hand each other (through Dagster's IO manager): what was
-pulled or decided, and where the chunk files are. Never the records themselves."""
+"""The typed records that stages hand each other (through Dagster's IO manager): what was pulled
+or decided, and where the chunk files are. Never the records themselves.
+
+    extract:  ObjectPlan + ResolvedMapping + record batches  → ExtractedObject  (in an ExtractManifest)
+    diff:     ExtractedObject + stored versions              → ChangedObject    (in a ChangeManifest)
+    upsert:   ChangeManifest                                 → SyncSummary
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from typing import Any
+
+from sf_pipeline.mapping import ResolvedMapping
 
 
 @dataclass
 class ExtractedObject:
+    """One object's extract: the chunk files, and everything the diff needs to read them (the
+    mapping resolved against describe at extract time, so the diff never asks Salesforce)."""
+
     object_name: str
     full: bool
     soql: str
-    fields: tuple[str, ...]
+    mapping: ResolvedMapping
     fingerprint: str
     watermark_before: datetime | None
     watermark_after: datetime | None
@@ -22,6 +33,10 @@ class ExtractedObject:
     chunk_paths: list[str] = field(default_factory=list)
     # The compiled sync rules: drift counts the org under them without another describe.
     where: str | None = None
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return self.mapping.soql_fields
 
 
 @dataclass
@@ -62,14 +77,14 @@ class ChangedObject:
     object_name: str
     counts: ChangeCounts
     chunk_paths: list[str] = field(default_factory=list)
+    # A few sample warnings (object, id, property, field, reason, value preview); counts are exact.
+    warnings: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass
 class ChangeManifest:
     extract: ExtractManifest
     objects: list[ChangedObject]
-    # A few sample warnings (property, field, reason, value preview) for the logs; counts are exact.
-    warnings: list[dict[str, str]] = field(default_factory=list)
     duration_s: float = 0.0
 
     @property
@@ -78,3 +93,83 @@ class ChangeManifest:
         for obj in self.objects:
             total.add(obj.counts)
         return total
+
+    @property
+    def warnings(self) -> list[dict[str, str]]:
+        return [w for obj in self.objects for w in obj.warnings]
+
+
+@dataclass(frozen=True)
+class AfterSync:
+    """What a sync's own reconciliation steps add to its summary (``reconcile_service``)."""
+
+    drift: dict[str, int]
+    reconcile: dict[str, Any] | None
+    api_calls: int
+
+
+@dataclass(frozen=True)
+class WatermarkMove:
+    before: datetime | None
+    after: datetime | None
+    full: bool
+
+
+@dataclass(frozen=True)
+class SyncSummary:
+    """What a completed sync did: the run row's counts, the ``sync_completed`` event, the
+    ``spotzee_users`` materialization's metadata and ``sf-pipeline sync --json``."""
+
+    fetched: int
+    created: int
+    updated: int
+    unchanged: int
+    deleted: int
+    skipped: int
+    invalid_values: int
+    invalid_records: int
+    api_calls: int
+    duration_s: float
+    watermarks: dict[str, WatermarkMove]
+    # Per object: the org's count under the rules minus the in-scope, not-deleted users.
+    drift: dict[str, int] = field(default_factory=dict)
+    # When the run reconciled: why, what it found per object, and why drift stayed non-zero.
+    reconcile: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, changes: ChangeManifest, *, duration_s: float) -> SyncSummary:
+        counts = changes.counts
+        extract = changes.extract
+        return cls(
+            fetched=extract.fetched,
+            created=counts.created,
+            updated=counts.updated,
+            unchanged=counts.unchanged,
+            deleted=counts.deleted,
+            skipped=counts.skipped,
+            invalid_values=counts.invalid_values,
+            invalid_records=counts.invalid_records,
+            api_calls=extract.api_calls,
+            duration_s=round(duration_s, 3),
+            watermarks={o.object_name: WatermarkMove(o.watermark_before, o.watermark_after, o.full)
+                        for o in extract.objects},
+        )
+
+    def counts(self) -> dict[str, int | float]:
+        """The scalar figures, without the watermarks, drift and reconciliation."""
+        return {k: v for k, v in asdict(self).items() if k not in ("watermarks", "drift", "reconcile")}
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON shape (watermarks as ISO-8601 text)."""
+        extra: dict[str, Any] = {"drift": dict(self.drift)}
+        if self.reconcile is not None:
+            extra["reconcile"] = self.reconcile
+        return {
+            **self.counts(),
+            **extra,
+            "watermarks": {
+                name: {"before": m.before.isoformat() if m.before else None,
+                       "after": m.after.isoformat() if m.after else None, "full": m.full}
+                for name, m in self.watermarks.items()
+            },
+        }

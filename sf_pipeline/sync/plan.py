@@ -1,11 +1,12 @@
 """What one run pulls for each object: full or incremental, from where, with which SOQL.
 
-The incremental boundary (see README "How incremental sync loses nothing"):
+The incremental boundary (see the README's "How a sync works"):
 - Records are read with ``LastModifiedDate >= watermark - lookback`` ordered by
   ``LastModifiedDate, Id``. ``>=`` keeps every record that shares the watermark's timestamp,
-  however the pages split them; the lookback re-reads a short window so a record that committed
-  late, stamped just below the watermark, still arrives. Re-reading is free of side effects:
-  the diff finds re-read records unchanged and writes nothing.
+  however the pages split them; the lookback re-reads a window so a record that committed late,
+  stamped below the watermark by at most the lookback, still arrives (one later than that is
+  missed until the next full sync). Re-reading is free of side effects: the diff finds re-read
+  records unchanged and writes nothing.
 - The watermark becomes the newest ``LastModifiedDate`` seen, and is stored only when the whole
   run succeeds.
 - A change to an object's rules or mapped fields (its fingerprint) makes the next run of that
@@ -25,7 +26,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-DEFAULT_LOOKBACK = timedelta(minutes=10)
+# The lookback is per integration (``lookback_minutes`` in its file): how late a commit can be
+# and still be read (see the README's "How a sync works").
+DEFAULT_LOOKBACK_MINUTES = 10
+MAX_LOOKBACK_MINUTES = 24 * 60
+DEFAULT_LOOKBACK = timedelta(minutes=DEFAULT_LOOKBACK_MINUTES)
 
 
 def soql_datetime(value: datetime) -> str:

@@ -41,12 +41,13 @@ import pyarrow.compute as pc
 from sqlalchemy import bindparam, exists, func, select, update
 from sqlalchemy.orm import Session
 
-from sf_pipeline.mapping import ObjectMapping
+from sf_pipeline.mapping import ResolvedMapping
 from sf_pipeline.salesforce.describe import ObjectDescribe
 from sf_pipeline.storage.models import Integration, User
-from sf_pipeline.sync.chunks import read_chunks
-from sf_pipeline.sync.diff import ExistingUsers, diff_object
-from sf_pipeline.sync.extract import PAGE_SIZE, extract_object
+from sf_pipeline.storage.users import StoredUsers
+from sf_pipeline.sync.chunks import DEFAULT_ROWS_PER_CHUNK, read_chunks
+from sf_pipeline.sync.diff import diff_object
+from sf_pipeline.sync.extract import PAGE_SIZE, RestBatches, arrow_schema, extract_object
 from sf_pipeline.sync.plan import ObjectPlan
 from sf_pipeline.sync.upsert import apply_chunks
 
@@ -82,13 +83,12 @@ class ReconcileClient(Protocol):
 
 @dataclass(frozen=True)
 class ObjectTarget:
-    """What reconciling one object needs: its rules, the fields a sync selects, its mapping."""
+    """What reconciling one object needs: its rules, and its mapping with the fields a sync selects."""
 
     object_name: str
     where: str | None
-    fields: tuple[str, ...]
     parents: tuple[str, ...]
-    mapping: ObjectMapping
+    mapping: ResolvedMapping
 
 
 @dataclass
@@ -206,6 +206,7 @@ def reconcile_object(
     work_dir: Path,
     now: datetime,
     page_size: int = PAGE_SIZE,
+    rows_per_chunk: int = DEFAULT_ROWS_PER_CHUNK,
     on_refetched: Callable[[list[str]], None] | None = None,
 ) -> ObjectReconciliation:
     """Compare, and fetch what is missing; the flags it finds are left in ``result.flags`` for
@@ -225,7 +226,7 @@ def reconcile_object(
     if refetch:
         counts = _refetch(client, session_factory, target, refetch, integration=integration,
                           integration_id=integration_id, project_id=project_id, work_dir=work_dir, now=now,
-                          page_size=page_size)
+                          page_size=page_size, rows_per_chunk=rows_per_chunk)
         result.refetched = len(refetch)
         result.created = counts[0]
         result.invalid_records = counts[1]
@@ -278,6 +279,7 @@ def _refetch(
     work_dir: Path,
     now: datetime,
     page_size: int,
+    rows_per_chunk: int,
 ) -> tuple[int, int, list[str]]:
     """Fetch these records (still under the rules) and write them as a sync would; returns users
     created, invalid records, and the extract chunk paths (for conversion links)."""
@@ -292,13 +294,14 @@ def _refetch(
     for k, where in enumerate(wheres):
         out = work_dir / f"refetch-{target.object_name}-{k}"
         shutil.rmtree(out, ignore_errors=True)
-        plan = ObjectPlan(object_name=target.object_name, fields=target.fields, where=where, full=True,
+        plan = ObjectPlan(object_name=target.object_name, fields=target.mapping.soql_fields, where=where, full=True,
                           watermark=None, since=None, fingerprint="", parents=target.parents)
-        extracted = extract_object(client, plan, describe=client.describe, out_dir=out, page_size=page_size)
+        batches = RestBatches(client, plan, arrow_schema(target.mapping), page_size=page_size)
+        extracted = extract_object(batches, plan, target.mapping, out_dir=out, rows_per_chunk=rows_per_chunk)
         with session_factory() as session:
-            existing = ExistingUsers(session, project_id, integration_id, target.object_name)
-            changed = diff_object(extracted, integration=integration, mapping=target.mapping, existing=existing,
-                                  out_dir=out, warnings=[])
+            stored = StoredUsers(session, project_id, integration_id, target.object_name)
+            changed = diff_object(extracted, integration=integration, stored=stored, out_dir=out,
+                                  rows_per_chunk=rows_per_chunk)
         apply_chunks(session_factory, changed.chunk_paths, project_id=project_id, integration_id=integration_id,
                      now=now)
         created += changed.counts.created

@@ -20,14 +20,14 @@ from datetime import datetime
 from typing import Any
 
 from sf_pipeline.events import EventType, record_event
-from sf_pipeline.mapping import compile_object_mapping
+from sf_pipeline.mapping import resolve_object_mapping
 from sf_pipeline.rules import Rule, compile_where
 from sf_pipeline.storage.integrations import get_integration
 from sf_pipeline.storage.models import Integration, IntegrationStatus
 from sf_pipeline.sync import conversions, drift, reconcile
-from sf_pipeline.sync.fields import extract_fields
+from sf_pipeline.sync.fields import with_sync_fields
 from sf_pipeline.sync.lifecycle import SetupIncompleteError
-from sf_pipeline.sync.manifests import ChangeManifest
+from sf_pipeline.sync.manifests import AfterSync, ChangeManifest
 from sf_pipeline.sync.reconcile import ObjectReconciliation, ObjectTarget, ReconcileClient
 from sf_pipeline.sync.service import Services, preflight, run_dir
 
@@ -41,9 +41,9 @@ def object_targets(client: ReconcileClient, integration: Integration) -> list[Ob
         describe = client.describe(obj.object_name)
         rules = [Rule(**r) for r in obj.rules or []]
         where = compile_where(rules, obj.match, describe) if rules else None
-        mapping = compile_object_mapping(obj.object_name, mappings, client.describe)
-        fields, parents = extract_fields(obj.object_name, mapping.soql_fields, describe)
-        found.append(ObjectTarget(obj.object_name, where, fields, parents, mapping))
+        mapping, parents = with_sync_fields(
+            obj.object_name, resolve_object_mapping(obj.object_name, mappings, client.describe), describe)
+        found.append(ObjectTarget(obj.object_name, where, parents, mapping))
     return found
 
 
@@ -66,7 +66,8 @@ def _reconcile_objects(
             done[target.object_name] = reconcile.reconcile_object(
                 client, session_factory, target, scan, integration=integration.name,
                 integration_id=integration.id, project_id=integration.project_id, work_dir=work, now=now,
-                page_size=services.page_size, on_refetched=converted if target.object_name == "Lead" else None)
+                page_size=services.page_size, rows_per_chunk=services.rows_per_chunk,
+                on_refetched=converted if target.object_name == "Lead" else None)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return done
@@ -100,9 +101,9 @@ def _finish(
     return result
 
 
-def after_sync(services: Services, changes: ChangeManifest, *, now: datetime) -> dict[str, Any]:
-    """The sync's own reconciliation steps, run after its upsert and before it completes.
-    Returns what goes into the run's summary (``drift``, and ``reconcile`` when it ran)."""
+def after_sync(services: Services, changes: ChangeManifest, *, now: datetime) -> AfterSync:
+    """The sync's own reconciliation steps, run after its upsert and before it completes:
+    what goes into the run's summary (``drift``, and ``reconcile`` when it ran)."""
     extract = changes.extract
     name = extract.integration
     session_factory = services.database.session
@@ -130,11 +131,11 @@ def after_sync(services: Services, changes: ChangeManifest, *, now: datetime) ->
                                             now=now)
     result = _finish(services, client, name, [(o.object_name, o.where) for o in extract.objects], reconciled,
                      now=now, all_reconciled=bool(reasons) and everything)
+    done = None
     if reasons:
-        result["reconcile"] = {"reasons": reasons,
-                               "objects": {k: v.as_dict() for k, v in reconciled.items()}}
-    result["api_calls"] = client.api_calls
-    return result
+        done = {"reasons": reasons, "objects": {k: v.as_dict() for k, v in reconciled.items()},
+                "drift_reasons": result.get("drift_reasons", {}), "links_made": result["links_made"]}
+    return AfterSync(drift=result["drift"], reconcile=done, api_calls=client.api_calls)
 
 
 def run_reconcile(services: Services, name: str, run_id: str) -> dict[str, Any]:

@@ -1,5 +1,7 @@
-"""A sync, stage by stage, with no Dagster in sight. The assets in ``sf_pipeline.defs`` call
-these three functions; tests and benchmarks can call ``run_sync`` directly."""
+"""A sync, stage by stage, with no Dagster in sight: this module only wires the stages
+(``extract``, ``diff``, ``upsert`` in ``sf_pipeline.sync``) to storage and Salesforce. The assets in
+``sf_pipeline.defs`` call ``extract``, ``diff`` and ``upsert``; tests and benchmarks can call
+``run_sync`` directly."""
 
 from __future__ import annotations
 
@@ -9,13 +11,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from sf_pipeline import health
-from sf_pipeline.mapping import ObjectMapping, compile_object_mapping
+from sf_pipeline.mapping import ResolvedMapping, resolve_object_mapping
 from sf_pipeline.rules import Rule, compile_where
 from sf_pipeline.salesforce.client import SalesforceClient
 from sf_pipeline.secrets import Cipher
@@ -23,12 +24,14 @@ from sf_pipeline.settings import Settings
 from sf_pipeline.storage.database import Database
 from sf_pipeline.storage.integrations import get_integration
 from sf_pipeline.storage.models import FieldMapping, HealthResult, Integration, SyncRun
+from sf_pipeline.storage.users import StoredUsers
 from sf_pipeline.sync import lifecycle
-from sf_pipeline.sync.diff import ExistingUsers, diff_object
-from sf_pipeline.sync.extract import PAGE_SIZE, extract_object
-from sf_pipeline.sync.fields import extract_fields
-from sf_pipeline.sync.manifests import ChangeManifest, ExtractManifest
-from sf_pipeline.sync.plan import DEFAULT_LOOKBACK, ObjectPlan, plan_object
+from sf_pipeline.sync.chunks import DEFAULT_ROWS_PER_CHUNK
+from sf_pipeline.sync.diff import diff_object
+from sf_pipeline.sync.extract import PAGE_SIZE, RestBatches, arrow_schema, extract_object
+from sf_pipeline.sync.fields import with_sync_fields
+from sf_pipeline.sync.manifests import ChangeManifest, ExtractManifest, SyncSummary
+from sf_pipeline.sync.plan import ObjectPlan, plan_object
 from sf_pipeline.sync.upsert import apply_chunks
 
 PROGRESS_EVERY_S = 0.5
@@ -43,9 +46,10 @@ class Services:
     cipher: Cipher
     open_client: Callable[[str], SalesforceClient]
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    lookback: timedelta = DEFAULT_LOOKBACK
     # Records per Salesforce page (Sforce-Query-Options batchSize, 200..2000).
     page_size: int = PAGE_SIZE
+    # Rows per Parquet chunk, in every stage (small in tests, to exercise many chunks).
+    rows_per_chunk: int = DEFAULT_ROWS_PER_CHUNK
 
     def now(self) -> datetime:
         return self.clock()
@@ -59,16 +63,10 @@ def _mapping_key(mappings: list[FieldMapping], object_name: str) -> list[tuple[s
     ]
 
 
-def object_mappings(client: SalesforceClient, integration: Integration) -> dict[str, ObjectMapping]:
-    return {
-        obj.object_name: compile_object_mapping(obj.object_name, list(integration.mappings), client.describe)
-        for obj in integration.objects
-    }
-
-
 def build_plans(
-    client: SalesforceClient, session: Session, integration: Integration, *, force_full: bool, lookback: timedelta
-) -> list[ObjectPlan]:
+    client: SalesforceClient, session: Session, integration: Integration, *, force_full: bool
+) -> list[tuple[ObjectPlan, ResolvedMapping]]:
+    """Each object's plan and its mapping, resolved against describe once for the whole run."""
     states = lifecycle.sync_states(session, integration)
     mappings = list(integration.mappings)
     plans = []
@@ -76,22 +74,21 @@ def build_plans(
         describe = client.describe(obj.object_name)
         rules = [Rule(**r) for r in obj.rules or []]
         where = compile_where(rules, obj.match, describe) if rules else None  # type: ignore[arg-type]
-        mapping = compile_object_mapping(obj.object_name, mappings, client.describe)
+        mapping = resolve_object_mapping(obj.object_name, mappings, client.describe)
         state = states.get(obj.object_name)
-        fields, parents = extract_fields(obj.object_name, mapping.soql_fields, describe)
-        plans.append(
-            plan_object(
-                object_name=obj.object_name,
-                fields=fields,
-                parents=parents,
-                where=where,
-                mappings=_mapping_key(mappings, obj.object_name),
-                stored_watermark=state.watermark if state else None,
-                stored_fingerprint=state.config_fingerprint if state else None,
-                force_full=force_full,
-                lookback=lookback,
-            )
+        mapping, parents = with_sync_fields(obj.object_name, mapping, describe)
+        plan = plan_object(
+            object_name=obj.object_name,
+            fields=mapping.soql_fields,
+            parents=parents,
+            where=where,
+            mappings=_mapping_key(mappings, obj.object_name),
+            stored_watermark=state.watermark if state else None,
+            stored_fingerprint=state.config_fingerprint if state else None,
+            force_full=force_full,
+            lookback=timedelta(minutes=integration.lookback_minutes),
         )
+        plans.append((plan, mapping))
     return plans
 
 
@@ -113,14 +110,16 @@ def extract(services: Services, name: str, run_id: str, *, full: bool = False) -
     preflight(services, client, name, run_id, now=now)
     with services.database.session() as session:
         integration = get_integration(session, name)
-        plans = build_plans(client, session, integration, force_full=force_full, lookback=services.lookback)
+        plans = build_plans(client, session, integration, force_full=force_full)
     progress = _Progress(services, run_id)
     objects = []
-    for plan in plans:
-        objects.append(
-            extract_object(client, plan, describe=client.describe, out_dir=out, on_page=progress.add,
-                           on_total=progress.add_total, page_size=services.page_size)
-        )
+    for plan, mapping in plans:
+        pages = RestBatches(client, plan, arrow_schema(mapping), page_size=services.page_size,
+                            on_total=progress.add_total)
+        extracted = extract_object(pages, plan, mapping, out_dir=out, rows_per_chunk=services.rows_per_chunk,
+                                   on_batch=progress.add)
+        extracted.total = max(pages.total, extracted.fetched)
+        objects.append(extracted)
     progress.flush()
     return ExtractManifest(
         integration=name,
@@ -134,32 +133,18 @@ def extract(services: Services, name: str, run_id: str, *, full: bool = False) -
 
 def diff(services: Services, manifest: ExtractManifest) -> ChangeManifest:
     start = time.perf_counter()
-    client = services.open_client(manifest.integration)
-    warnings: list[dict[str, str]] = []
     changed = []
     out = Path(manifest.work_dir)
     with services.database.session() as session:
         integration = get_integration(session, manifest.integration)
-        mappings = object_mappings(client, integration)
         for extracted in manifest.objects:
-            existing = ExistingUsers(session, integration.project_id, integration.id, extracted.object_name)
-            changed.append(
-                diff_object(
-                    extracted,
-                    integration=integration.name,
-                    mapping=mappings[extracted.object_name],
-                    existing=existing,
-                    out_dir=out,
-                    warnings=warnings,
-                )
-            )
-    manifest.api_calls += client.api_calls
-    return ChangeManifest(
-        extract=manifest, objects=changed, warnings=warnings, duration_s=round(time.perf_counter() - start, 3)
-    )
+            stored = StoredUsers(session, integration.project_id, integration.id, extracted.object_name)
+            changed.append(diff_object(extracted, integration=integration.name, stored=stored, out_dir=out,
+                                       rows_per_chunk=services.rows_per_chunk))
+    return ChangeManifest(extract=manifest, objects=changed, duration_s=round(time.perf_counter() - start, 3))
 
 
-def upsert(services: Services, changes: ChangeManifest, *, started: float | None = None) -> dict[str, Any]:
+def upsert(services: Services, changes: ChangeManifest, *, started: float | None = None) -> SyncSummary:
     """Apply the changes and complete the run. Its duration is the three stages' own time, or
     the time since ``started`` when the caller ran them all in one go."""
     upsert_started = time.perf_counter()
@@ -174,7 +159,7 @@ def upsert(services: Services, changes: ChangeManifest, *, started: float | None
     # Imported here: reconcile_service builds on this module's Services and preflight.
     from sf_pipeline.sync.reconcile_service import after_sync
 
-    extra = after_sync(services, changes, now=now)
+    after = after_sync(services, changes, now=now)
     if started is None:
         duration = changes.extract.duration_s + changes.duration_s + (time.perf_counter() - upsert_started)
     else:
@@ -182,7 +167,7 @@ def upsert(services: Services, changes: ChangeManifest, *, started: float | None
     with services.database.session() as session:
         integration = get_integration(session, name)
         summary = lifecycle.complete_run(session, integration, changes, now=services.now(), duration_s=duration,
-                                         extra=extra)
+                                         after=after)
     shutil.rmtree(changes.extract.work_dir, ignore_errors=True)
     return summary
 
@@ -237,7 +222,7 @@ def record_failure(services: Services, name: str, run_id: str, error: str, *, du
         lifecycle.fail_run(session, integration, run_id, error, now=services.now(), duration_s=duration_s)
 
 
-def run_sync(services: Services, name: str, run_id: str, *, full: bool = False) -> dict[str, Any]:
+def run_sync(services: Services, name: str, run_id: str, *, full: bool = False) -> SyncSummary:
     """All three stages in one call (tests and benchmarks of the core; Dagster runs them as assets)."""
     started = time.perf_counter()
     try:

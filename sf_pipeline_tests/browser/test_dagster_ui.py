@@ -10,8 +10,8 @@ import contextlib
 import re
 import time
 
+import dagster as dg
 import pytest
-from dagster._core.storage.dagster_run import DagsterRunStatus
 from playwright.sync_api import Page, expect
 
 from sf_pipeline.health import CheckName
@@ -98,7 +98,7 @@ def drive(page: Page, ui: DagsterUI) -> None:
     with ui.instance() as instance:
         run = instance.get_run_by_id(run_id)
         assert run is not None
-        assert run.status == DagsterRunStatus.SUCCESS
+        assert run.status == dg.DagsterRunStatus.SUCCESS
         assert run.tags.get("dagster/partition") == name
 
     # The four health checks on spotzee_users, each with a result for this partition from this run.

@@ -1,5 +1,5 @@
-"""``DatabaseTokenSource``: tokens of a stored integration, refreshed against the sandbox and
-written back with compare-and-swap, on SQLite and PostgreSQL."""
+"""``StoredTokenSource`` over the database's credentials: tokens of a stored integration, refreshed
+against the sandbox and written back with compare-and-swap, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from sf_pipeline.errors import NotFoundError
 from sf_pipeline.salesforce.client import SalesforceClient
 from sf_pipeline.salesforce.errors import CredentialsRevokedError
 from sf_pipeline.salesforce.oauth import ClientCredentials, RefreshTokenImport
-from sf_pipeline.salesforce.session import describe_provider, open_client
-from sf_pipeline.salesforce.tokens import AccessGrant, DatabaseTokenSource, StaticRefreshTokenSource
+from sf_pipeline.salesforce.session import database_token_source, describe_provider, open_client
+from sf_pipeline.salesforce.tokens import AccessGrant, StaticRefreshTokenSource, StoredTokenSource
 from sf_pipeline.sandbox.testing import SandboxHandle
 from sf_pipeline.secrets import Cipher
 from sf_pipeline.storage.database import Database
@@ -113,7 +113,7 @@ def test_rotated_refresh_token_is_persisted(connected: Database, cipher: Cipher,
 def test_a_source_adopts_tokens_another_process_already_refreshed(
     connected: Database, cipher: Cipher, sandbox: SandboxHandle
 ) -> None:
-    first, second = (DatabaseTokenSource(connected, cipher, NAME) for _ in range(2))
+    first, second = (database_token_source(connected, cipher, NAME) for _ in range(2))
     stale = second.current()
     sandbox.org.expire_sessions()
     fresh = first.refresh(first.current())
@@ -131,7 +131,7 @@ def test_two_runs_refreshing_at_once_never_corrupt_the_stored_credentials(
     for _ in range(3):
         # Two processes' sources, both holding the stored token when the session dies. Real sleep:
         # the loser's re-checks must really wait for the winner's commit, however loaded the machine.
-        sources = [DatabaseTokenSource(connected, cipher, NAME) for _ in range(2)]
+        sources = [database_token_source(connected, cipher, NAME) for _ in range(2)]
         stale = [s.current() for s in sources]
         sandbox.org.expire_sessions()
         # Hold both token requests in flight together so the refreshes really overlap.
@@ -154,7 +154,7 @@ def test_two_runs_refreshing_at_once_never_corrupt_the_stored_credentials(
             _connect_again(connected, cipher, sandbox, refreshed.refresh_token)
 
 
-def _refresh_concurrently(sources: list[DatabaseTokenSource], stale: list[AccessGrant]) -> list[AccessGrant]:
+def _refresh_concurrently(sources: list[StoredTokenSource], stale: list[AccessGrant]) -> list[AccessGrant]:
     barrier = threading.Barrier(len(sources))
     results: dict[int, AccessGrant] = {}
     failures: list[BaseException] = []
@@ -192,7 +192,7 @@ def test_revoked_credentials_raise_credentials_revoked_naming_the_integration(
     connected: Database, cipher: Cipher, sandbox: SandboxHandle
 ) -> None:
     sleep = FakeSleep()
-    source = DatabaseTokenSource(connected, cipher, NAME, sleep=sleep)
+    source = database_token_source(connected, cipher, NAME, sleep=sleep)
     stale = source.current()
     sandbox.org.revoke_all_tokens()
     stored = _stored(connected, cipher)

@@ -28,10 +28,8 @@ def test_latency_fault_delays_the_next_matching_requests_only(org: Org, api: Api
     org.inject_fault("query", "latency", latency_ms=300, count=1)
     started = time.perf_counter()
     assert api.query("SELECT Id FROM Lead").status_code == 200
-    assert time.perf_counter() - started >= 0.3
-    started = time.perf_counter()
-    api.query("SELECT Id FROM Lead")
-    assert time.perf_counter() - started < 0.3
+    assert time.perf_counter() - started >= 0.3  # a lower bound: load only makes it longer
+    assert org.faults.pending() == []  # used up: the next request is not delayed
 
 
 @pytest.mark.parametrize(("status", "code"), [(500, "UNKNOWN_EXCEPTION"), (503, "SERVER_UNAVAILABLE")])

@@ -6,8 +6,6 @@ were wrongly kept or dropped.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from sf_pipeline.sandbox import Org
@@ -307,12 +305,11 @@ def test_unknown_field_is_invalid_field_with_salesforce_message(people: Org) -> 
     assert "ERROR at Row:1:Column:12" in caught.value.message
 
 
+@pytest.mark.timeout(120)  # backtracking would take years on this pattern, not seconds
 def test_like_with_many_wildcards_on_long_text_does_not_backtrack(org: Org) -> None:
     org.create("Lead", [{"LastName": "a" * 5000, "Company": "C"}])
-    started = time.perf_counter()
     assert names(org, "LastName LIKE '" + "%a" * 30 + "%b'") == set()
     assert len(names(org, "LastName LIKE '" + "%a" * 30 + "%'")) == 1
-    assert time.perf_counter() - started < 1
 
 
 @pytest.mark.parametrize(

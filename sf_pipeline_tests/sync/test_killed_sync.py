@@ -1,8 +1,8 @@
 """A sync killed at any point (SIGKILL, even mid-write) and run again leaves exactly the users
 table an uninterrupted sync would have, and its watermark never moves past unsynced records.
 
-Kills are triggered by what the child has visibly done (run started, pages fetched, users written),
-not by timers, so the test means the same on a loaded machine."""
+Kills are triggered by what the child has visibly done (run started, pages fetched, a write to
+``users`` executed but not committed), not by timers, so the test means the same on a loaded machine."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -56,24 +57,30 @@ def runs(p: Pipeline) -> list[SyncRun]:
         return list(session.scalars(select(SyncRun).order_by(SyncRun.started_at)))
 
 
-def start_child(p: Pipeline) -> subprocess.Popen[bytes]:
+ROWS_PER_CHUNK = 1000
+
+
+def start_child(p: Pipeline, hold: dict[str, str]) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "SF_PIPELINE_HOME": str(p.services.settings.home),
         "SF_PIPELINE_DATABASE_URL": p.database.url.render_as_string(hide_password=False),
         "SF_PIPELINE_SECRET_KEY": TEST_KEY,
         "PAGE_SIZE": "200",
+        "ROWS_PER_CHUNK": str(ROWS_PER_CHUNK),
+        **hold,
     }
     return subprocess.Popen([sys.executable, "-m", "sf_pipeline_tests.sync.sync_child", p.name], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def kill_when(p: Pipeline, condition: Callable[[], bool], *, deadline_s: float = 180) -> bool:
+def kill_when(p: Pipeline, condition: Callable[[], bool], *, deadline_s: float = 180,
+              hold: dict[str, str] | None = None) -> bool:
     """Start a sync and SIGKILL it the moment ``condition`` holds. Returns True when the kill
     interrupted a run that had not completed (its run row still says ``started``)."""
     known = {r.run_id for r in runs(p)}
     marks = watermarks(p)
-    child = start_child(p)
+    child = start_child(p, hold or {})
     stop = time.monotonic() + deadline_s
     try:
         while time.monotonic() < stop and child.poll() is None:
@@ -92,6 +99,12 @@ def kill_when(p: Pipeline, condition: Callable[[], bool], *, deadline_s: float =
     return interrupted
 
 
+def kill_mid_write(p: Pipeline, folder: Path, nth: int) -> bool:
+    """Kill the sync while its ``nth`` write to ``users`` is executed and not yet committed."""
+    marker = folder / f"holding-{uuid.uuid4().hex}"
+    return kill_when(p, marker.exists, hold={"HOLD_AT_WRITE": str(nth), "HOLD_MARKER": str(marker)})
+
+
 def started(p: Pipeline, known: int) -> Callable[[], bool]:
     return lambda: len(runs(p)) > known
 
@@ -106,11 +119,12 @@ def test_a_sync_killed_anywhere_then_rerun_equals_an_uninterrupted_one(
     (tmp_path / "killed").mkdir()
     (tmp_path / "reference").mkdir()
     with pipeline(sandbox, database_url, tmp_path / "killed", page_size=200) as killed:
-        # The initial full sync: killed as it starts, while fetching, and mid-write.
+        # The initial full sync: killed as it starts, while fetching, and inside the transaction of
+        # its third chunk write (chunks of 1,000 rows: some are committed, one is half done).
         assert kill_when(killed, started(killed, 0))
         assert kill_when(killed, fetching(killed, len(runs(killed))))
-        assert kill_when(killed, lambda: user_count(killed) > 0)
-        assert user_count(killed) > 0, "the last kill landed after some users were written"
+        assert kill_mid_write(killed, tmp_path, 3)
+        assert user_count(killed) >= 2 * ROWS_PER_CHUNK, "the chunks before the held one are committed"
         assert watermarks(killed) == {}
         killed.sync()
         with pipeline(sandbox, sqlite_url(tmp_path / "reference"), tmp_path / "reference") as reference:
@@ -118,7 +132,7 @@ def test_a_sync_killed_anywhere_then_rerun_equals_an_uninterrupted_one(
             assert table(killed) == table(reference)
 
             # An incremental run with thousands of changes and some deletions: killed as it
-            # starts and while fetching, then rerun.
+            # starts, while fetching and mid-write (each kill leaves the watermark), then rerun.
             w = max(v for v in watermarks(killed).values() if v is not None)
             for i, record in enumerate(sandbox.org.records("Contact")[:3000]):
                 sandbox.org.update("Contact", record["Id"], {"FirstName": f"Changed{i}"},
@@ -126,8 +140,11 @@ def test_a_sync_killed_anywhere_then_rerun_equals_an_uninterrupted_one(
             sandbox.org.delete("Contact", [r["Id"] for r in sandbox.org.records("Contact")[-5:]],
                                at=w + timedelta(seconds=500))
             before = table(killed)
-            kill_when(killed, started(killed, len(runs(killed))))
-            kill_when(killed, fetching(killed, len(runs(killed))))
+            marks = watermarks(killed)
+            assert kill_when(killed, started(killed, len(runs(killed))))
+            assert kill_when(killed, fetching(killed, len(runs(killed))))
+            assert kill_mid_write(killed, tmp_path, 2)
+            assert watermarks(killed) == marks
             killed.sync()
             reference.sync()
             after = table(killed)

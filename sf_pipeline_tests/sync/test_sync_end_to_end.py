@@ -73,7 +73,7 @@ def test_full_incremental_delete_and_idle_syncs_keep_users_exact(
         # 2. 500 changes arranged around the incremental boundary.
         p.services.page_size = PAGE
         w = contact_watermark(p)
-        lookback = p.services.lookback
+        lookback = timedelta(minutes=10)  # the default lookback_minutes
         contacts = sorted(org.records("Contact"), key=lambda r: r["Id"])
         reread = sum(1 for r in contacts if w - lookback <= parse_datetime(r["LastModifiedDate"]) <= w)
         late = org.create("Contact", [{"LastName": f"Late{i}", "FirstName": "Tardy", "Email": f"late{i}@x.example"}

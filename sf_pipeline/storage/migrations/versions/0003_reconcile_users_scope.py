@@ -2,7 +2,7 @@
 schedule and latest drift.
 
 Revision ID: 0002_reconcile
-Revises: 0001
+Revises: 0002_core
 Create Date: 2026-11-29
 """
 
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0002_reconcile"
-down_revision = "0001"
+revision = "0003_reconcile"
+down_revision = "0002_core"
 branch_labels = None
 depends_on = None
 
