@@ -179,3 +179,13 @@ def test_parse_modified_reads_salesforce_times_fast_and_anything_else_through_st
     assert diff.parse_modified("2026-01-05T09:00:00.250Z") == T0 + timedelta(milliseconds=250)
     with pytest.raises(ValueError):
         diff.parse_modified("2026-02-30T09:00:00.000+0000")
+
+
+def test_data_is_encoded_as_the_earlier_json_encoder_did_so_stored_digests_still_match() -> None:
+    import json as stdlib_json
+
+    samples = [{"first_name": "Zoë", "revenue": 1000, "none": None, "tags": ["a", "b"], "flag": True, "f": 0.1,
+                "big": 1e16, "odd": "\u2028 \x7f \"q\" \\ /", "dates": "2026-01-05T09:00:00Z"}, {}]
+    for data in samples:
+        assert encode_data(data) == stdlib_json.dumps(data, sort_keys=True, ensure_ascii=False,
+                                                      separators=(",", ":"))
