@@ -269,7 +269,8 @@ class User(Base):
     content_hash: Mapped[str | None] = mapped_column(String(32), nullable=True)
     # False once reconciliation finds the record still in Salesforce but outside the sync rules;
     # true again when it matches them again. Users are flagged, never removed.
-    in_scope: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # Server default only: the upsert never names it, so a new user starts in scope.
+    in_scope: Mapped[bool] = mapped_column(Boolean, server_default=true())
     # Why ``deleted`` is set when reconciliation set it: "purged" (gone from Salesforce, past
     # the Recycle Bin) or "deleted" (in the Recycle Bin); null when a sync saw IsDeleted.
     deleted_reason: Mapped[str | None] = mapped_column(String(16), nullable=True)

@@ -156,7 +156,7 @@ class OrgModel(RuleBasedStateMachine):
                 session.execute(delete(table).where(table.integration_id == integration.id))
             session.execute(update(Integration).where(Integration.id == integration.id).values(
                 last_synced_at=None, last_reconciled_at=None, drift=None, full_sync_requested=False,
-                status="active", consecutive_failures=0, last_error=None, retry_after=None))
+                status="active", consecutive_failures=0, last_error=None))
         self._apply()
 
     def _apply(self) -> None:
