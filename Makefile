@@ -33,9 +33,9 @@ bench: setup
 	$(PY) bench/run.py
 
 # The model-based sync/reconcile test at soak length: SOAK_JOBS processes (distinct seeds) of
-# SOAK_EXAMPLES sequences each, on SQLite; 2 x 1,000 by default. Each prints its seed on failure.
-SOAK_JOBS ?= 2
-SOAK_EXAMPLES ?= 1000
+# SOAK_EXAMPLES sequences each, on SQLite; 3 x 667 (2,001) by default. Each prints its seed on failure.
+SOAK_JOBS ?= 3
+SOAK_EXAMPLES ?= 667
 soak: setup
 	@seed=$${SF_PIPELINE_MODEL_SEED:-$$(python3 -c 'import random; print(random.randrange(2**31))')}; \
 	pids=""; for i in $$(seq 1 $(SOAK_JOBS)); do \

@@ -281,3 +281,25 @@ def test_interrupted_reconcile_flags_nothing_and_completes_next_run(synced: Pipe
     assert (result["objects"]["Lead"]["purged"], result["objects"]["Lead"]["out_of_scope"]) == (1, 1)
     assert result["drift"] == {"Lead": 0, "Contact": 0, "CampaignMember": 0}
     assert user(synced, "Lead", hot_leads(org)[0]).deleted is False
+
+
+def test_reconcile_api_cost_is_one_call_per_page_of_ids_plus_lookups_and_counts(synced: Pipeline) -> None:
+    """The figures the README's cost per 100,000 records is computed from, counted by the org."""
+    org = synced.sandbox.org
+    org.create("Contact", [{"LastName": f"More{i}"} for i in range(450)])
+    synced.services.page_size = 200  # Salesforce's smallest page
+    synced.sync()
+    in_scope = {"Lead": len(hot_leads(org)), "Contact": org.count("Contact"),
+                "CampaignMember": org.count("CampaignMember")}
+    org.counters.reset()
+    reconcile(synced)
+    counted = org.counters.snapshot()
+    # First pages: one Id scan and one COUNT() per object; then one call per further page of 200.
+    assert counted["query"] == 2 * len(in_scope)
+    assert counted["query_more"] == sum(-(-n // 200) - 1 for n in in_scope.values()) == 2
+    gone = hot_leads(org)[:3]
+    org.purge("Lead", gone)
+    org.counters.reset()
+    reconcile(synced)
+    # Three leftover users: one lookup by Id (up to 200 Ids a call).
+    assert org.counters.snapshot()["query"] == 2 * len(in_scope) + 1
