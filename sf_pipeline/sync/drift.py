@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from sf_pipeline.sync.reconcile import ObjectReconciliation, ReconcileClient, users_in_scope
+from sf_pipeline.sync.manifests import ObjectReconciliation
+from sf_pipeline.sync.reconcile import ReconcileClient, users_in_scope
 
 SessionFactory = Callable[[], AbstractContextManager[Session]]
 

@@ -8,7 +8,7 @@ or decided, and where the chunk files are. Never the records themselves.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -39,6 +39,47 @@ class ExtractedObject:
         return self.mapping.soql_fields
 
 
+# Reconciliation's flags (``reconcile``): the users it marks, by what it found.
+PURGED = "purged"
+DELETED = "deleted"
+OUT_OF_SCOPE = "out_of_scope"
+IN_SCOPE = "in_scope"
+
+
+@dataclass
+class ObjectReconciliation:
+    object_name: str
+    scan: str = "rest"  # "rest" (Id-only query) or "extract" (the full sync's own records)
+    in_scope_ids: int = 0
+    refetched: int = 0
+    created: int = 0
+    out_of_scope: int = 0
+    back_in_scope: int = 0
+    purged: int = 0
+    deleted: int = 0
+    invalid_records: int = 0
+    # The Salesforce Ids of the users to flag, by flag: written together by ``write_flags`` once
+    # every Salesforce call of the run is done.
+    flags: dict[str, list[str]] = field(
+        default_factory=lambda: {PURGED: [], DELETED: [], OUT_OF_SCOPE: [], IN_SCOPE: []}, repr=False)
+    # The records fetched again, as extract chunks for the diff and upsert.
+    refetch: ExtractedObject | None = field(default=None, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("flags", "refetch")}
+
+
+@dataclass
+class Reconciliation:
+    """A run's reconciliation: why it ran, and per object what the Salesforce side found (the
+    upsert stage writes the flags)."""
+
+    reasons: list[str]
+    # Every selected object was reconciled (then the schedule restarts).
+    everything: bool
+    objects: list[ObjectReconciliation] = field(default_factory=list)
+
+
 @dataclass
 class ExtractManifest:
     integration: str
@@ -47,6 +88,9 @@ class ExtractManifest:
     objects: list[ExtractedObject]
     api_calls: int = 0
     duration_s: float = 0.0
+    # Per object: the org's COUNT() under the rules, taken after the extract (for drift).
+    org_counts: dict[str, int] = field(default_factory=dict)
+    reconciliation: Reconciliation | None = None
 
     @property
     def fetched(self) -> int:

@@ -32,7 +32,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -48,6 +48,14 @@ from sf_pipeline.storage.users import StoredUsers
 from sf_pipeline.sync.chunks import DEFAULT_ROWS_PER_CHUNK, read_chunks
 from sf_pipeline.sync.diff import diff_object
 from sf_pipeline.sync.extract import PAGE_SIZE, RestBatches, arrow_schema, extract_object
+from sf_pipeline.sync.manifests import (
+    DELETED,
+    IN_SCOPE,
+    OUT_OF_SCOPE,
+    PURGED,
+    ExtractedObject,
+    ObjectReconciliation,
+)
 from sf_pipeline.sync.plan import ObjectPlan
 from sf_pipeline.sync.upsert import apply_chunks
 
@@ -58,10 +66,6 @@ DEFAULT_EVERY_DAYS = 7
 ID_BATCH = 200
 # Above this many records to fetch again, one rule-filtered query is cheaper than Id batches.
 REFETCH_BY_ID_MAX = 20_000
-PURGED = "purged"
-DELETED = "deleted"
-OUT_OF_SCOPE = "out_of_scope"
-IN_SCOPE = "in_scope"
 
 SessionFactory = Callable[[], AbstractContextManager[Session]]
 
@@ -89,28 +93,6 @@ class ObjectTarget:
     where: str | None
     parents: tuple[str, ...]
     mapping: ResolvedMapping
-
-
-@dataclass
-class ObjectReconciliation:
-    object_name: str
-    scan: str = "rest"  # "rest" (Id-only query) or "extract" (the full sync's own records)
-    in_scope_ids: int = 0
-    refetched: int = 0
-    created: int = 0
-    out_of_scope: int = 0
-    back_in_scope: int = 0
-    purged: int = 0
-    deleted: int = 0
-    invalid_records: int = 0
-    # The users to flag, by flag, written together by ``write_flags`` once every object is compared.
-    flags: dict[str, list[int]] = field(
-        default_factory=lambda: {PURGED: [], DELETED: [], OUT_OF_SCOPE: [], IN_SCOPE: []}, repr=False)
-
-    def as_dict(self) -> dict[str, Any]:
-        found = asdict(self)
-        del found["flags"]
-        return found
 
 
 @dataclass
@@ -194,23 +176,22 @@ def _stored_users(session: Session, integration_id: int, object_name: str) -> di
             if r.source_id}
 
 
-def reconcile_object(
+def compare_object(
     client: ReconcileClient,
     session_factory: SessionFactory,
     target: ObjectTarget,
     scan: Scan,
     *,
-    integration: str,
     integration_id: int,
-    project_id: int,
     work_dir: Path,
-    now: datetime,
+    fetched: Iterable[str] = (),
     page_size: int = PAGE_SIZE,
     rows_per_chunk: int = DEFAULT_ROWS_PER_CHUNK,
-    on_refetched: Callable[[list[str]], None] | None = None,
 ) -> ObjectReconciliation:
-    """Compare, and fetch what is missing; the flags it finds are left in ``result.flags`` for
-    ``write_flags`` (see the module docstring)."""
+    """The Salesforce side of reconciling one object: compare the scan with the stored users, ask
+    ``queryAll`` about the leftovers, fetch again (into extract chunks) the records under the rules
+    that lack a current user and are not among ``fetched`` (this run's own live records). Reads
+    the users table, writes nothing to it (see ``write_flags`` and the stages)."""
     name = target.object_name
     result = ObjectReconciliation(object_name=name, scan=scan.source, in_scope_ids=len(scan.live))
     with session_factory() as session:
@@ -221,93 +202,99 @@ def reconcile_object(
                and not (stored[sf_id].deleted and stored[sf_id].reason == PURGED)]
     existing = lookup_existing(client, name, unknown) if unknown else {}
     existing.update((sf_id, True) for sf_id in leftover if sf_id in scan.binned)
-    refetch = sorted(sf_id for sf_id in scan.live
-                     if (s := stored.get(sf_id)) is None or s.deleted or not s.in_scope)
+    already = set(fetched)
+    refetch = sorted(sf_id for sf_id in scan.live if sf_id not in already
+                     and ((s := stored.get(sf_id)) is None or s.deleted or not s.in_scope))
     if refetch:
-        counts = _refetch(client, session_factory, target, refetch, integration=integration,
-                          integration_id=integration_id, project_id=project_id, work_dir=work_dir, now=now,
-                          page_size=page_size, rows_per_chunk=rows_per_chunk)
+        result.refetch = _refetch(client, target, refetch, work_dir=work_dir, page_size=page_size,
+                                  rows_per_chunk=rows_per_chunk)
         result.refetched = len(refetch)
-        result.created = counts[0]
-        result.invalid_records = counts[1]
-        if on_refetched is not None:
-            on_refetched(counts[2])
+        result.created = sum(1 for sf_id in refetch if sf_id not in stored)
     for sf_id in leftover:
         user = stored[sf_id]
         if sf_id not in existing:
             if not (user.deleted and user.reason == PURGED):
-                result.flags[PURGED].append(user.user_id)
+                result.flags[PURGED].append(sf_id)
         elif existing[sf_id]:
             if not user.deleted:
-                result.flags[DELETED].append(user.user_id)
+                result.flags[DELETED].append(sf_id)
         elif user.in_scope and not user.deleted:
-            result.flags[OUT_OF_SCOPE].append(user.user_id)
-    result.flags[IN_SCOPE] = [stored[sf_id].user_id for sf_id in refetch
-                              if sf_id in stored and not stored[sf_id].in_scope]
+            result.flags[OUT_OF_SCOPE].append(sf_id)
+    result.flags[IN_SCOPE] = [sf_id for sf_id in scan.live if sf_id in stored and not stored[sf_id].in_scope]
     result.purged, result.deleted, result.out_of_scope, result.back_in_scope = (
         len(result.flags[k]) for k in (PURGED, DELETED, OUT_OF_SCOPE, IN_SCOPE))
     return result
 
 
-def write_flags(session_factory: SessionFactory, results: Iterable[ObjectReconciliation], *, now: datetime) -> None:
+def write_flags(
+    session_factory: SessionFactory, results: Iterable[ObjectReconciliation], *, integration: str, project_id: int,
+    now: datetime,
+) -> None:
     """Every object's flags in one transaction, after every Salesforce call of the run."""
-    by_id = User.id == bindparam("uid")
+    by_ext = (User.project_id == project_id) & (User.external_id == bindparam("ext"))
     statements = {
-        PURGED: update(User).where(by_id).values(deleted=True, deleted_reason=PURGED, updated_at=now),
-        DELETED: update(User).where(by_id).values(deleted=True, deleted_reason=DELETED, updated_at=now),
-        OUT_OF_SCOPE: update(User).where(by_id).values(in_scope=False, updated_at=now),
-        # Re-fetched because they match the rules again; the diff may have found no value changed.
-        IN_SCOPE: update(User).where(by_id, User.in_scope.is_(False)).values(in_scope=True, updated_at=now),
+        PURGED: update(User).where(by_ext).values(deleted=True, deleted_reason=PURGED, updated_at=now),
+        DELETED: update(User).where(by_ext, User.deleted.is_(False)).values(
+            deleted=True, deleted_reason=DELETED, updated_at=now),
+        OUT_OF_SCOPE: update(User).where(by_ext, User.deleted.is_(False)).values(in_scope=False, updated_at=now),
+        # They match the rules again; the diff may have found no value changed.
+        IN_SCOPE: update(User).where(by_ext, User.in_scope.is_(False)).values(in_scope=True, updated_at=now),
     }
     with session_factory() as session:
         connection = session.connection()
         for result in results:
-            for flag, user_ids in result.flags.items():
-                if user_ids:
-                    connection.execute(statements[flag], [{"uid": u} for u in user_ids])
+            prefix = f"sf_{integration}_{result.object_name}_"
+            for flag, sf_ids in result.flags.items():
+                if sf_ids:
+                    connection.execute(statements[flag], [{"ext": prefix + i} for i in sf_ids])
 
 
 def _refetch(
     client: ReconcileClient,
-    session_factory: SessionFactory,
     target: ObjectTarget,
     ids: list[str],
     *,
-    integration: str,
-    integration_id: int,
-    project_id: int,
     work_dir: Path,
-    now: datetime,
     page_size: int,
     rows_per_chunk: int,
-) -> tuple[int, int, list[str]]:
-    """Fetch these records (still under the rules) and write them as a sync would; returns users
-    created, invalid records, and the extract chunk paths (for conversion links)."""
+) -> ExtractedObject:
+    """Fetch these records (still under the rules) into extract chunks, as a sync reads them."""
     if len(ids) > REFETCH_BY_ID_MAX:
         wheres = [target.where]
     else:
         wheres = [" AND ".join(c for c in (f"({target.where})" if target.where else "",
                                            f"Id IN ({_id_list(batch)})") if c)
                   for batch in _batches(ids, ID_BATCH)]
-    created = invalid = 0
-    extract_paths: list[str] = []
+    out = work_dir / f"refetch-{target.object_name}"
+    shutil.rmtree(out, ignore_errors=True)
+    combined: ExtractedObject | None = None
     for k, where in enumerate(wheres):
-        out = work_dir / f"refetch-{target.object_name}-{k}"
-        shutil.rmtree(out, ignore_errors=True)
         plan = ObjectPlan(object_name=target.object_name, fields=target.mapping.soql_fields, where=where, full=True,
                           watermark=None, since=None, fingerprint="", parents=target.parents)
         batches = RestBatches(client, plan, arrow_schema(target.mapping), page_size=page_size)
-        extracted = extract_object(batches, plan, target.mapping, out_dir=out, rows_per_chunk=rows_per_chunk)
-        with session_factory() as session:
-            stored = StoredUsers(session, project_id, integration_id, target.object_name)
-            changed = diff_object(extracted, integration=integration, stored=stored, out_dir=out,
-                                  rows_per_chunk=rows_per_chunk)
-        apply_chunks(session_factory, changed.chunk_paths, project_id=project_id, integration_id=integration_id,
-                     now=now)
-        created += changed.counts.created
-        invalid += changed.counts.invalid_records
-        extract_paths.extend(extracted.chunk_paths)
-    return created, invalid, extract_paths
+        extracted = extract_object(batches, plan, target.mapping, out_dir=out / str(k), rows_per_chunk=rows_per_chunk)
+        if combined is None:
+            combined = extracted
+        else:
+            combined.chunk_paths += extracted.chunk_paths
+            combined.fetched += extracted.fetched
+    assert combined is not None
+    combined.total = combined.fetched
+    return combined
+
+
+def apply_refetched(
+    session_factory: SessionFactory, refetched: ExtractedObject, *, integration: str, integration_id: int,
+    project_id: int, work_dir: Path, now: datetime, rows_per_chunk: int = DEFAULT_ROWS_PER_CHUNK,
+) -> int:
+    """Diff and upsert records fetched again, as the sync's stages do; returns invalid records."""
+    with session_factory() as session:
+        stored = StoredUsers(session, project_id, integration_id, refetched.object_name)
+        changed = diff_object(refetched, integration=integration, stored=stored,
+                              out_dir=work_dir / f"refetch-changes-{refetched.object_name}",
+                              rows_per_chunk=rows_per_chunk)
+    apply_chunks(session_factory, changed.chunk_paths, project_id=project_id, integration_id=integration_id, now=now)
+    return changed.counts.invalid_records
 
 
 def restore_scope(

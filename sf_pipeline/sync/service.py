@@ -121,6 +121,10 @@ def extract(services: Services, name: str, run_id: str, *, full: bool = False) -
         extracted.total = max(pages.total, extracted.fetched)
         objects.append(extracted)
     progress.flush()
+    # Imported here: reconcile_service builds on this module's Services and preflight.
+    from sf_pipeline.sync.reconcile_service import before_diff
+
+    reconciliation, org_counts = before_diff(services, client, name, objects, work_dir=out, now=now)
     return ExtractManifest(
         integration=name,
         run_id=run_id,
@@ -128,6 +132,8 @@ def extract(services: Services, name: str, run_id: str, *, full: bool = False) -
         objects=objects,
         api_calls=client.api_calls,
         duration_s=round(time.perf_counter() - start, 3),
+        org_counts=org_counts,
+        reconciliation=reconciliation,
     )
 
 
