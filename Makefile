@@ -33,13 +33,16 @@ bench: setup
 	$(PY) bench/run.py
 
 # The model-based sync/reconcile test at soak length: SOAK_JOBS processes (distinct seeds) of
-# SOAK_EXAMPLES sequences each, on SQLite; 3 x 667 (2,001) by default. Each prints its seed on failure.
-SOAK_JOBS ?= 3
-SOAK_EXAMPLES ?= 667
+# SOAK_EXAMPLES sequences of up to SOAK_STEPS steps each, on SQLite; 4 x 500 by default. Each prints its
+# seed on failure; .soak-progress counts the sequences started.
+SOAK_JOBS ?= 4
+SOAK_EXAMPLES ?= 500
+SOAK_STEPS ?= 8
 soak: setup
-	@seed=$${SF_PIPELINE_MODEL_SEED:-$$(python3 -c 'import random; print(random.randrange(2**31))')}; \
+	@rm -f .soak-progress; seed=$${SF_PIPELINE_MODEL_SEED:-$$(python3 -c 'import random; print(random.randrange(2**31))')}; \
 	pids=""; for i in $$(seq 1 $(SOAK_JOBS)); do \
 	  SF_PIPELINE_MODEL_SEED=$$((seed + i)) SF_PIPELINE_MODEL_EXAMPLES=$(SOAK_EXAMPLES) \
+	  SF_PIPELINE_MODEL_STEPS=$(SOAK_STEPS) SF_PIPELINE_MODEL_PROGRESS=$(CURDIR)/.soak-progress \
 	    $(VENV)/bin/pytest -q -p no:cacheprovider -o addopts="" --timeout 0 --hypothesis-show-statistics \
 	    "sf_pipeline_tests/sync/test_reconcile_model.py::test_users_equal_the_org_projection_after_every_sync_and_reconcile_on_sqlite" \
 	    > .soak-$$i.log 2>&1 & pids="$$pids $$!"; \

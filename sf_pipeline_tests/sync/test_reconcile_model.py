@@ -134,6 +134,10 @@ class OrgModel(RuleBasedStateMachine):
         self.ids: dict[str, list[str]] = {o: [] for o in (*OBJECTS, "Campaign")}
         self.checks = 0
         self._reset()
+        progress = os.environ.get("SF_PIPELINE_MODEL_PROGRESS")
+        if progress:  # one line per sequence, for watching a long soak
+            with open(progress, "a") as out:
+                out.write(f"{SEED}\n")
 
     # -- set-up ----------------------------------------------------------------------------------
 
