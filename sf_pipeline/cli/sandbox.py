@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sf_pipeline.sandbox.generator import populate
+from sf_pipeline.sandbox.latency import PROFILES
 from sf_pipeline.sandbox.server import SandboxServer
 from sf_pipeline.sandbox.state import Org
 
@@ -55,9 +56,20 @@ def serve(
     state: Path | None = typer.Option(None, help="Directory for the CA bundle, certificates and credentials."),
     insecure_http: bool = typer.Option(False, "--insecure-http", help="Serve plain HTTP instead of HTTPS."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON line once ready, nothing else."),
+    latency_profile: str = typer.Option(
+        "none",
+        "--latency-profile",
+        help="Server-side time per answer: 'none' (as fast as possible) or 'salesforce' (a real org's order).",
+    ),
 ) -> None:
     """Serve a Salesforce org on 127.0.0.1 until SIGINT or SIGTERM."""
     err = Console(stderr=True)
+    if latency_profile not in PROFILES:
+        # A usage error: exit 2 with the message, from this app or through the main CLI.
+        raise typer.BadParameter(
+            f"unknown profile {latency_profile!r}; expected one of {', '.join(PROFILES)}",
+            param_hint="--latency-profile",
+        )
     creds = _credentials(state)
     org = Org(
         client_id=creds["client_id"],
@@ -66,6 +78,7 @@ def serve(
         password=creds["password"],
         seed=seed,
     )
+    org.set_latency_profile(latency_profile)
     if records:
         if not json_output:
             err.print(f"Generating {records} leads and contacts (seed {seed})...")
@@ -82,6 +95,7 @@ def serve(
         "client_secret": org.client_secret,
         "username": org.username,
         "password": org.password,
+        "latency_profile": org.latency.name,
     }
     if json_output:
         sys.stdout.write(json.dumps(info) + "\n")
@@ -116,6 +130,7 @@ def _print_block(info: dict[str, Any], records: int) -> None:
     }
     for key, label in labels.items():
         table.add_row(label, str(info[key]) if info[key] is not None else "(plain HTTP)")
+    table.add_row("Latency profile", str(info["latency_profile"]))
     table.add_row("Records", f"{records} Leads, {records} Contacts, {records // 5} CampaignMembers")
     out.print(table)
     if info["ca_bundle"]:

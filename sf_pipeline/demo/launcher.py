@@ -194,12 +194,22 @@ class SandboxInfo:
 
 
 def start_sandbox(
-    home: Path, *, records: int, seed: int, env: dict[str, str], stop: threading.Event, timeout: float = 180.0
+    home: Path,
+    *,
+    records: int,
+    seed: int,
+    env: dict[str, str],
+    stop: threading.Event,
+    timeout: float = 180.0,
+    latency_profile: str = "none",
 ) -> tuple[Child, SandboxInfo]:
-    """``sf-pipeline sandbox serve --json`` as a child; returns once its JSON line is read."""
+    """``sf-pipeline sandbox serve --json`` as a child; returns once its JSON line is read.
+
+    ``latency_profile="salesforce"`` makes the child answer with a production org's response times."""
     state = home / "sandbox"
     argv = [sys.executable, "-m", "sf_pipeline.cli.main", "sandbox", "serve", "--json",
-            "--records", str(records), "--seed", str(seed), "--state", str(state)]
+            "--records", str(records), "--seed", str(seed), "--state", str(state),
+            "--latency-profile", latency_profile]
     child = _spawn("the sandbox", argv, env=env, log=home / "logs" / "sandbox.log", stdout_pipe=True)
     try:
         assert child.process.stdout is not None

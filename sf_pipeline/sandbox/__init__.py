@@ -1,7 +1,8 @@
 """A local Salesforce org for tests, the demo and benchmarks, served over real HTTPS.
 
-``Org`` is the org in memory (records, clock, tokens, quota, faults); ``SandboxServer`` serves it
-with Salesforce's REST and OAuth wire formats so unmodified simple-salesforce can talk to it;
+``Org`` is the org in memory (records, clock, tokens, quota, faults, Bulk API 2.0 query jobs);
+``SandboxServer`` serves it with Salesforce's REST, Bulk API 2.0 and OAuth wire formats so
+unmodified simple-salesforce can talk to it;
 ``serve_in_thread`` runs one inside a test; ``ControlClient`` drives one in another process.
 """
 

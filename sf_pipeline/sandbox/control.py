@@ -242,5 +242,38 @@ class ControlClient:
         counts: dict[str, int] = self._call("DELETE", "counters")
         return counts
 
+    # -- Bulk API 2.0 query jobs and latency ------------------------------------------------------
+
+    def bulk_jobs(self) -> list[dict[str, Any]]:
+        jobs: list[dict[str, Any]] = self._call("GET", "bulk/jobs")["jobs"]
+        return jobs
+
+    def fail_next_bulk_job(self, message: str) -> None:
+        self._call("POST", "bulk/fail", {"message": message})
+
+    def fail_bulk_job(self, job_id: str, message: str) -> dict[str, Any]:
+        info: dict[str, Any] = self._call("POST", "bulk/fail", {"job_id": job_id, "message": message})
+        return info
+
+    def expire_bulk_locator(self, job_id: str, locator: str | None = None) -> None:
+        self._call("POST", f"bulk/jobs/{job_id}/expire_locator", {"locator": locator})
+
+    def bulk_settings(self) -> dict[str, Any]:
+        current: dict[str, Any] = self._call("GET", "bulk/settings")
+        return current
+
+    def set_bulk_settings(self, **settings: float | int) -> dict[str, Any]:
+        """``fixed_seconds``, ``per_record_seconds``, ``max_jobs``, ``jobs_used``, ``max_storage_mb``."""
+        current: dict[str, Any] = self._call("POST", "bulk/settings", settings)
+        return current
+
+    def latency_profile(self) -> dict[str, Any]:
+        current: dict[str, Any] = self._call("GET", "latency")
+        return current
+
+    def set_latency_profile(self, profile: str) -> dict[str, Any]:
+        current: dict[str, Any] = self._call("POST", "latency", {"profile": profile})
+        return current
+
     def close(self) -> None:
         self.session.close()

@@ -220,3 +220,67 @@ def read_counters(org: Org, req: Request) -> Response:
 def reset_counters(org: Org, req: Request) -> Response:
     org.counters.reset()
     return json_response(org.counters.snapshot())
+
+
+# -- Bulk API 2.0 query jobs and the latency profile ----------------------------------------------
+
+
+def list_bulk_jobs(org: Org, req: Request) -> Response:
+    return json_response({"jobs": [job.info() for job in org.bulk.jobs(org)]})
+
+
+def fail_bulk_job(org: Org, req: Request) -> Response:
+    """``{"message": ...}`` fails the next job created; with ``"job_id"`` it fails that job now."""
+    body = _body(req)
+    message = str(body.get("message") or "InternalServerError : Job failed while processing")
+    job_id = body.get("job_id")
+    if job_id is None:
+        org.fail_next_bulk_job(message)
+        return json_response({"ok": True})
+    return json_response(org.fail_bulk_job(str(job_id), message).info())
+
+
+def expire_bulk_locator(org: Org, req: Request) -> Response:
+    """``{"locator": ...}`` expires one results locator of the job; without it, all of them."""
+    locator = _body(req).get("locator")
+    org.expire_bulk_locator(req.params["job_id"], None if locator is None else str(locator))
+    return json_response({"ok": True})
+
+
+def read_bulk_settings(org: Org, req: Request) -> Response:
+    return json_response(org.bulk_settings())
+
+
+def change_bulk_settings(org: Org, req: Request) -> Response:
+    """Processing time (``fixed_seconds``, ``per_record_seconds``) and the daily Bulk limits
+    (``max_jobs``, ``jobs_used``, ``max_storage_mb``)."""
+    body = _body(req)
+    known = {"fixed_seconds", "per_record_seconds", "max_jobs", "jobs_used", "max_storage_mb"}
+    unknown = set(body) - known
+    if unknown:
+        raise InvalidControlRequest(f"unknown Bulk settings: {', '.join(sorted(unknown))}")
+    org.set_bulk_processing_time(
+        fixed_seconds=_number(body.get("fixed_seconds")), per_record_seconds=_number(body.get("per_record_seconds"))
+    )
+    org.bulk.set_limits(
+        max_jobs=_integer(body.get("max_jobs")),
+        jobs_used=_integer(body.get("jobs_used")),
+        max_storage_mb=_integer(body.get("max_storage_mb")),
+    )
+    return json_response(org.bulk_settings())
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _integer(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def read_latency(org: Org, req: Request) -> Response:
+    return json_response(org.latency.as_json())
+
+
+def change_latency(org: Org, req: Request) -> Response:
+    return json_response(org.set_latency_profile(str(_body(req).get("profile"))).as_json())

@@ -21,7 +21,33 @@ _SOAP_TYPES = {
     "percent": "xsd:double",
     "date": "xsd:date",
     "datetime": "xsd:dateTime",
+    "address": "urn:address",
+    "location": "urn:location",
 }
+_NOT_GROUPABLE = frozenset(
+    {"textarea", "multipicklist", "double", "currency", "percent", "datetime", "address", "location"}
+)
+
+
+# Read-only fields the org leaves null until something happens (a conversion, a view, a bounce).
+_NOT_DEFAULTED = frozenset(
+    {
+        "MasterRecordId",
+        "ConvertedDate",
+        "ConvertedAccountId",
+        "ConvertedContactId",
+        "ConvertedOpportunityId",
+        "LastActivityDate",
+        "LastViewedDate",
+        "LastReferencedDate",
+        "LastTransferDate",
+        "JigsawContactId",
+        "PhotoUrl",
+        "LastCURequestDate",
+        "LastCUUpdateDate",
+        "FirstRespondedDate",
+    }
+)
 
 
 def _object_flags(schema: ObjectSchema) -> dict[str, Any]:
@@ -105,7 +131,7 @@ def child_relationships(parent: ObjectSchema, schemas: list[ObjectSchema]) -> li
 def field_describe(f: FieldDef) -> dict[str, Any]:
     text_like = f.is_text
     return {
-        "aggregatable": f.type not in ("textarea", "multipicklist"),
+        "aggregatable": f.type not in ("textarea", "multipicklist", "address", "location"),
         "aiPredictionField": False,
         "autoNumber": False,
         "byteLength": f.length * 3 if text_like else 0,
@@ -119,7 +145,10 @@ def field_describe(f: FieldDef) -> dict[str, Any]:
         "custom": f.custom,
         "defaultValue": None,
         "defaultValueFormula": None,
-        "defaultedOnCreate": f.type == "boolean" or f.is_system or f.default_picklist_value is not None,
+        "defaultedOnCreate": f.defaulted_on_create
+        or f.type == "boolean"
+        or (f.is_system and f.type not in ("address", "location") and f.name not in _NOT_DEFAULTED)
+        or f.default_picklist_value is not None,
         "dependentPicklist": False,
         "deprecatedAndHidden": False,
         "digits": f.digits,
@@ -130,7 +159,7 @@ def field_describe(f: FieldDef) -> dict[str, Any]:
         "filterable": f.filterable,
         "filteredLookupInfo": None,
         "formulaTreatNullNumberAsZero": False,
-        "groupable": f.type not in ("textarea", "multipicklist", "double", "currency", "percent", "datetime"),
+        "groupable": f.type not in _NOT_GROUPABLE,
         "highScaleNumber": False,
         "htmlFormatted": False,
         "idLookup": f.id_lookup or f.type == "email",
@@ -154,7 +183,7 @@ def field_describe(f: FieldDef) -> dict[str, Any]:
             }
             for value in f.picklist_values
         ],
-        "polymorphicForeignKey": False,
+        "polymorphicForeignKey": len(f.reference_to) > 1,
         "precision": f.precision,
         "queryByDistance": False,
         "referenceTargetField": None,

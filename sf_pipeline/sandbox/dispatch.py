@@ -3,16 +3,18 @@
 Order of checks for a REST (``api``) route, as seen by a client:
 
 1. an injected ``status`` or ``query_timeout`` fault answers first (no API request is used);
-   a ``latency`` fault waits and carries on; a ``drop`` fault is applied to the finished response;
+   a ``latency`` fault waits and carries on; a ``drop`` or ``truncate`` fault is applied to the
+   finished response;
 2. a missing, unknown, revoked or expired token gets 401 ``INVALID_SESSION_ID``;
 3. when the API quota is used up, 403 ``REQUEST_LIMIT_EXCEEDED``; otherwise one request is used;
-4. the handler runs.
+4. the handler runs, and the latency profile's server-side time for its answer is spent.
 
 Every response except the control API's carries ``Sforce-Limit-Info: api-usage=N/M``.
 """
 
 from __future__ import annotations
 
+import gzip
 import logging
 import secrets
 import time
@@ -74,6 +76,11 @@ def dispatch(org: Org, req: Request) -> Response:
             org.auth.note_api_request()
         response = route.handler(org, req)
         response.drop_midway = fault is not None and fault.kind == "drop"
+        if fault is not None and fault.kind == "truncate":
+            _truncate(response)
+        if response.delay > 0:
+            # The latency profile's server-side time, spent on this connection's thread only.
+            time.sleep(response.delay)
     except SandboxError as err:
         response = error_response(err)
     except OAuthError as err:
@@ -82,6 +89,18 @@ def dispatch(org: Org, req: Request) -> Response:
         log.exception("sandbox handler failed for %s %s", req.method, req.path)
         response = error_response(UnknownException("An unexpected error occurred."))
     return _with_usage(org, response)
+
+
+def _truncate(response: Response) -> None:
+    """Cut the body in the middle of a record, keeping the response well-formed HTTP: the
+    Content-Length the server sends is the cut body's, so only the content is wrong."""
+    gzipped = response.headers.get("Content-Encoding") == "gzip"
+    body = gzip.decompress(response.body) if gzipped else response.body
+    cut = len(body) // 2
+    while 0 < cut < len(body) and body[cut - 1 : cut] in (b"\n", b"\r"):
+        cut -= 1  # never end exactly on a line break: the last record must be cut
+    body = body[:cut]
+    response.body = gzip.compress(body, compresslevel=1) if gzipped else body
 
 
 def _server_error(status: int) -> SandboxError:

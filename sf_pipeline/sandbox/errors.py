@@ -17,7 +17,12 @@
     ├── LengthRequired                411
     ├── RequestTooLarge               413
     ├── UnknownException              500
-    └── ServerUnavailable             503
+    ├── ServerUnavailable             503
+    ├── BulkApiError                  400  API_ERROR: SOQL Bulk API 2.0 cannot run (compound fields, subqueries)
+    ├── InvalidJob                    400  INVALIDJOB: a bad job request or SOQL clause Bulk API 2.0 rejects
+    ├── InvalidJobState               400  INVALIDJOBSTATE: a state change the job cannot make
+    ├── BulkLimitExceeded             400  LIMIT_EXCEEDED: DailyBulkV2QueryJobs used up
+    └── ApiVersionMismatch            409  results asked for with another API version than the job's
     OAuthError                        OAuth endpoints: body ``{"error": ..., "error_description": ...}``
 
 State methods raise these; the server turns them into responses. Python callers of ``Org`` get
@@ -111,6 +116,26 @@ class UnknownException(SandboxError):
 
 class ServerUnavailable(SandboxError):
     error_code, status = "SERVER_UNAVAILABLE", 503
+
+
+class BulkApiError(SandboxError):
+    error_code, status = "API_ERROR", 400
+
+
+class InvalidJob(SandboxError):
+    error_code, status = "INVALIDJOB", 400
+
+
+class InvalidJobState(SandboxError):
+    error_code, status = "INVALIDJOBSTATE", 400
+
+
+class BulkLimitExceeded(SandboxError):
+    error_code, status = "LIMIT_EXCEEDED", 400
+
+
+class ApiVersionMismatch(SandboxError):
+    error_code, status = "API_VERSION_MISMATCH", 409
 
 
 class OAuthError(Exception):

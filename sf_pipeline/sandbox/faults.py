@@ -5,10 +5,14 @@ A fault applies to the next ``count`` requests of one endpoint kind:
 - ``latency``: wait ``latency_ms`` before answering normally;
 - ``status``: answer ``status`` (500 ``UNKNOWN_EXCEPTION`` or 503 ``SERVER_UNAVAILABLE``);
 - ``drop``: send the headers and half the body, then close the connection;
-- ``query_timeout``: answer 400 ``QUERY_TIMEOUT``, as a real org does for a slow query.
+- ``query_timeout``: answer 400 ``QUERY_TIMEOUT``, as a real org does for a slow query;
+- ``truncate``: answer normally but cut the body short in the middle of a record, with a
+  ``Content-Length`` that matches the cut body (so the client sees a clean 200 whose CSV ends
+  mid-row and holds fewer records than ``Sforce-NumberOfRecords`` says).
 
 Endpoint kinds: ``query`` (query and queryAll), ``query_more`` (nextRecordsUrl pages), ``describe``
-(global and per object), ``record`` (``sobjects/X/{Id}``), ``limits``, ``token``, ``identity``,
+(global and per object), ``record`` (``sobjects/X/{Id}``), ``limits``, ``bulk_job`` (Bulk API 2.0
+query jobs: create, list, info, abort, delete), ``bulk_results`` (their CSV results), ``token``, ``identity``,
 ``authorize``, ``revoke`` and ``versions``.
 """
 
@@ -25,6 +29,8 @@ EndpointKind = Literal[
     "describe",
     "record",
     "limits",
+    "bulk_job",
+    "bulk_results",
     "token",
     "identity",
     "authorize",
@@ -33,7 +39,7 @@ EndpointKind = Literal[
     "control",
     "unknown",
 ]
-FaultKind = Literal["latency", "status", "drop", "query_timeout"]
+FaultKind = Literal["latency", "status", "drop", "query_timeout", "truncate"]
 ENDPOINT_KINDS: tuple[str, ...] = get_args(EndpointKind)
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from sf_pipeline.sandbox.ids import KEY_PREFIXES, make_id
 from sf_pipeline.sandbox.schema import (
     CAMPAIGN_STATUSES,
     CAMPAIGN_TYPES,
@@ -290,10 +291,19 @@ def populate(org: Org, *, records: int, seed: int = 0) -> dict[str, int]:
     now = org.clock.now().replace(microsecond=0)
     n_campaigns = max(3, min(50, records // 1000))
     campaign_ids = org.bulk_load("Campaign", _campaigns(rng, n_campaigns, now), n_campaigns)
-    contact_ids = org.bulk_load("Contact", _contacts(rng, records, now), records)
-    lead_ids = org.bulk_load("Lead", _leads(rng, records, now, contact_ids), records)
+    # Fields added later come from their own generator, so the older fields keep their values.
+    extra = np.random.default_rng([seed, 1])
+    contacts = _contacts(rng, records, now)
+    contacts.update(_contact_extras(extra, records, now))
+    contact_ids = org.bulk_load("Contact", contacts, records)
+    leads = _leads(rng, records, now, contact_ids)
+    leads.update(_lead_extras(extra, records, now))
+    lead_ids = org.bulk_load("Lead", leads, records)
     n_members = records // 5
-    org.bulk_load("CampaignMember", _members(rng, n_members, now, campaign_ids, lead_ids, contact_ids), n_members)
+    members = _members(rng, n_members, now, campaign_ids, lead_ids, contact_ids)
+    audit = _ownership(extra, n_members)
+    members.update(CreatedById=audit["CreatedById"], LastModifiedById=audit["LastModifiedById"])
+    org.bulk_load("CampaignMember", members, n_members)
     return {"Lead": records, "Contact": records, "CampaignMember": n_members, "Campaign": n_campaigns}
 
 
@@ -503,6 +513,74 @@ def _contacts(rng: Rng, n: int, now: datetime) -> dict[str, list[Any]]:
             "Preferred_Language__c": _pick(rng, list(LANGUAGES), n, none_rate=0.5),
         }
     )
+    return columns
+
+
+STREETS = [
+    "1 Market Street",
+    "221B Baker Street",
+    "Friedrichstraße 43",
+    "12 rue de la Paix",
+    "Avenida Paulista, 1578",
+    "1-1 Marunouchi",
+    "500 Oracle Parkway\nBuilding 3",
+    'Unit 4, "The Old Mill"',
+    "Bahnhofstrasse 1",
+    "Calle de Alcalá 50",
+]
+STATES = ["CA", "NY", "TX", "WA", "Ontario", "Bayern", "Île-de-France", "NSW", "Karnataka"]
+# Approximate coordinates for geocoded records.
+COORDINATES = [(40.7128, -74.006), (37.7749, -122.4194), (51.5074, -0.1278), (52.52, 13.405), (35.6762, 139.6503)]
+
+
+def _user_ids(n: int) -> list[str]:
+    """The org's users: the integration user first, then a few sales reps who own records."""
+    return [make_id(KEY_PREFIXES["User"], k) for k in range(1, n + 1)]
+
+
+def _ownership(rng: Rng, n: int) -> dict[str, list[Any]]:
+    users = _user_ids(6)
+    return {
+        "OwnerId": _pick(rng, users[1:], n),
+        "CreatedById": _pick(rng, users[:3], n),
+        "LastModifiedById": _pick(rng, users[:3], n),
+    }
+
+
+def _address(rng: Rng, n: int, prefix: str) -> dict[str, list[Any]]:
+    geocoded = rng.random(n) < 0.3
+    coordinates = np.array(COORDINATES)[rng.integers(0, len(COORDINATES), n)] + (rng.random((n, 2)) - 0.5)
+    coordinates = np.round(coordinates, 6).astype(object)
+    coordinates[~geocoded] = None
+    postal = np.char.zfill(rng.integers(1000, 99999, n).astype(str), 5).tolist()
+    return {
+        prefix + "Street": _pick(rng, STREETS, n, none_rate=0.3),
+        prefix + "State": _pick(rng, STATES, n, none_rate=0.6),
+        prefix + "PostalCode": _blank(rng, postal, 0.4),
+        prefix + "Latitude": coordinates[:, 0].tolist(),
+        prefix + "Longitude": coordinates[:, 1].tolist(),
+        prefix + "GeocodeAccuracy": ["Address" if g else None for g in geocoded.tolist()],
+    }
+
+
+def _flags(rng: Rng, n: int, **rates: float) -> dict[str, list[Any]]:
+    return {name: (rng.random(n) < rate).tolist() for name, rate in rates.items()}
+
+
+def _lead_extras(rng: Rng, n: int, now: datetime) -> dict[str, list[Any]]:
+    columns = _ownership(rng, n)
+    columns.update(_address(rng, n, ""))
+    columns.update(_flags(rng, n, DoNotCall=0.03, HasOptedOutOfFax=0.02, IsUnreadByOwner=0.1))
+    columns["Fax"] = _blank(rng, _pick(rng, _phone_numbers(), n), 0.95)
+    return columns
+
+
+def _contact_extras(rng: Rng, n: int, now: datetime) -> dict[str, list[Any]]:
+    columns = _ownership(rng, n)
+    columns.update(_address(rng, n, "Mailing"))
+    columns.update(_flags(rng, n, DoNotCall=0.03, HasOptedOutOfFax=0.02))
+    columns["Fax"] = _blank(rng, _pick(rng, _phone_numbers(), n), 0.95)
+    columns["HomePhone"] = _blank(rng, _pick(rng, _phone_numbers(), n), 0.8)
     return columns
 
 

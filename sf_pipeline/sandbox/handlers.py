@@ -38,7 +38,9 @@ def versions(org: Org, req: Request) -> Response:
 def resources(org: Org, req: Request) -> Response:
     base = f"/services/data/v{req.params['version']}"
     names = ("sobjects", "query", "queryAll", "limits")
-    return json_response({name: f"{base}/{name}" for name in names})
+    listed = {name: f"{base}/{name}" for name in names}
+    listed["jobs"] = f"{base}/jobs"
+    return json_response(listed)
 
 
 # -- query --------------------------------------------------------------------------------------------
@@ -67,7 +69,9 @@ def _run_query(org: Org, req: Request, *, include_deleted: bool) -> Response:
     plan = org.plan(soql)
     if plan.projection is None:
         total = org.count_rows(plan, include_deleted=include_deleted)
-        return json_text_response(page_json(total=total, records="", next_url=None))
+        response = json_text_response(page_json(total=total, records="", next_url=None))
+        response.delay = org.latency.rest_page(0)
+        return response
     rows = org.run(plan, include_deleted=include_deleted)
     size = _batch_size(req, org.query_settings.batch_size)
     if len(rows) <= size:
@@ -90,13 +94,14 @@ def _page(
     body = cursor.take((offset, size, version, revision)) if cursor else None
     if body is None:
         body = _render_page(projection, rows, offset, size, version, cursor)
+    delay = org.latency.rest_page(min(size, max(0, len(rows) - offset)))
     if cursor is not None and offset + size < len(rows):
         ahead = offset + size
         cursor.prefetch(
             (ahead, size, version, revision),
             lambda: _render_page(projection, rows, ahead, size, version, cursor),
         )
-    return Response(200, body)
+    return Response(200, body, delay=delay)
 
 
 def _render_page(
@@ -162,8 +167,7 @@ def limits(org: Org, req: Request) -> Response:
         {
             "DailyApiRequests": {"Max": quota, "Remaining": max(0, quota - used)},
             "DailyBulkApiBatches": {"Max": 15000, "Remaining": 15000},
-            "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": 10000},
-            "DailyBulkV2QueryFileStorageMB": {"Max": 976562, "Remaining": 976562},
+            **org.bulk.limits(),
             "DataStorageMB": {"Max": 1024, "Remaining": 1024},
             "FileStorageMB": {"Max": 1024, "Remaining": 1024},
         }

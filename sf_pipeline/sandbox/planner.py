@@ -27,7 +27,7 @@ from sf_pipeline.sandbox.errors import (
     SandboxError,
 )
 from sf_pipeline.sandbox.records_json import Getter, OutField, OutRelation, Projection, encoder_for
-from sf_pipeline.sandbox.schema import NUMBER_TYPES, FieldDef, ObjectSchema
+from sf_pipeline.sandbox.schema import COMPOUND_TYPES, NUMBER_TYPES, FieldDef, ObjectSchema
 from sf_pipeline.sandbox.soql import (
     Comparison,
     Condition,
@@ -62,6 +62,15 @@ class SortKey:
 
 
 @dataclass(frozen=True)
+class FlatColumn:
+    """One selected field as a flat column (Bulk CSV): ``Lead.Email`` with a getter by root row."""
+
+    header: str
+    field: FieldDef
+    get: Getter
+
+
+@dataclass(frozen=True)
 class Plan:
     sobject: str
     table: Table
@@ -70,6 +79,7 @@ class Plan:
     limit: int | None
     offset: int
     projection: Projection | None  # None for SELECT COUNT()
+    columns: tuple[FlatColumn, ...] = ()  # the selected fields in SELECT order
 
     def candidates(self, *, include_deleted: bool) -> Sequence[int]:
         size = self.table.size
@@ -225,6 +235,14 @@ class _Compiler:
             tuple(_freeze(item) for item in root_items),
         )
 
+    def flat_columns(self, paths: tuple[FieldPath, ...]) -> tuple[FlatColumn, ...]:
+        columns = []
+        for path in paths:
+            resolved = self.resolve(path)
+            names = [ref.relationship_name or ref.name for ref, _ in resolved.chain]
+            columns.append(FlatColumn(".".join([*names, resolved.field.name]), resolved.field, resolved.get))
+        return tuple(columns)
+
     # -- ORDER BY -----------------------------------------------------------------------------------
 
     def order(self) -> tuple[SortKey, ...]:
@@ -258,7 +276,8 @@ class _Compiler:
     def comparison(self, cmp: Comparison) -> Predicate:
         resolved = self.resolve(cmp.path)
         f = resolved.field
-        if not f.filterable:
+        if not f.filterable or f.type in COMPOUND_TYPES:
+            # A compound field is filterable only through DISTANCE(), which the sandbox lacks.
             raise self.fail(InvalidField, cmp.path.pos, f"field '{f.name}' can not be filtered in query call")
         kind = _kind(f)
         allowed = _OPERATORS[kind]
@@ -567,9 +586,10 @@ def _inexact_datetime(get: Getter, op: str, truncated: str) -> Predicate:
 def compile_query(query: Query, catalog: Catalog, *, today: date) -> Plan:
     c = _Compiler(query, catalog, today)
     projection = c.projection(query.fields) if query.fields is not None else None
+    columns = c.flat_columns(query.fields) if query.fields is not None else ()
     predicate = c.condition(query.where) if query.where is not None else None
     order = c.order()
     offset = query.offset or 0
     if offset > MAX_OFFSET:
         raise MalformedQuery(f"Maximum SOQL offset allowed is {MAX_OFFSET}")
-    return Plan(c.root.name, catalog.table(c.root.name), predicate, order, query.limit, offset, projection)
+    return Plan(c.root.name, catalog.table(c.root.name), predicate, order, query.limit, offset, projection, columns)

@@ -10,6 +10,7 @@ booleans as JSON values, multipicklists as ``;``-joined text.
 
 from __future__ import annotations
 
+import json
 import json.encoder
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -43,7 +44,14 @@ def encode_float(values: list[Any]) -> list[str]:
     return ["null" if v is None else repr(float(v)) for v in values]
 
 
+def encode_object(values: list[Any]) -> list[str]:
+    """Compound fields (an address): a JSON object, or null."""
+    return ["null" if v is None else json.dumps(v, ensure_ascii=False, separators=(",", ":")) for v in values]
+
+
 def encoder_for(field_type: str) -> Encoder:
+    if field_type in ("address", "location"):
+        return encode_object
     if field_type in ("id", "reference", "date", "datetime"):
         return encode_plain_text
     if field_type == "boolean":

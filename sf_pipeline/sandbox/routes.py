@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from sf_pipeline.sandbox import bulk_handlers as bulk
 from sf_pipeline.sandbox import control_handlers as control
 from sf_pipeline.sandbox import handlers as rest
 from sf_pipeline.sandbox.faults import EndpointKind
@@ -14,6 +15,7 @@ _LOCATOR = r"(?P<locator>01g[0-9A-Za-z]{12,15})-(?P<offset>\d+)"
 _C = "/__sandbox__"
 _OBJ = r"(?P<sobject>[A-Za-z][A-Za-z0-9_]*)"
 _ID = r"(?P<record_id>[A-Za-z0-9]{15,18})"
+_JOB = r"/jobs/query/(?P<job_id>[A-Za-z0-9]{15,18})"
 
 
 def _r(method: str, path: str, handler: Handler, endpoint: EndpointKind, access: Access) -> Route:
@@ -32,6 +34,12 @@ ROUTES: tuple[Route, ...] = (
     _r("GET", _V + r"/sobjects/" + _OBJ + r"/describe", rest.sobject_describe_resource, "describe", "api"),
     _r("GET", _V + r"/sobjects/" + _OBJ + "/" + _ID, rest.sobject_row, "record", "api"),
     _r("GET", _V + r"/limits", rest.limits, "limits", "api"),
+    _r("POST", _V + r"/jobs/query", bulk.create_job, "bulk_job", "api"),
+    _r("GET", _V + r"/jobs/query", bulk.list_jobs, "bulk_job", "api"),
+    _r("GET", _V + _JOB, bulk.job_info, "bulk_job", "api"),
+    _r("PATCH", _V + _JOB, bulk.change_job, "bulk_job", "api"),
+    _r("DELETE", _V + _JOB, bulk.delete_job, "bulk_job", "api"),
+    _r("GET", _V + _JOB + r"/results", bulk.job_results, "bulk_results", "api"),
     _r("GET", r"/services/oauth2/authorize", rest.oauth_authorize, "authorize", "public"),
     _r("POST", r"/services/oauth2/token", rest.oauth_token, "token", "public"),
     _r("GET", r"/services/oauth2/token", rest.oauth_token_wrong_method, "token", "public"),
@@ -75,6 +83,19 @@ ROUTES: tuple[Route, ...] = (
     _r("GET", _C + r"/faults", control.list_faults, "control", "control"),
     _r("POST", _C + r"/faults", control.inject_fault, "control", "control"),
     _r("DELETE", _C + r"/faults", control.clear_faults, "control", "control"),
+    _r("GET", _C + r"/bulk/jobs", control.list_bulk_jobs, "control", "control"),
+    _r("POST", _C + r"/bulk/fail", control.fail_bulk_job, "control", "control"),
+    _r(
+        "POST",
+        _C + r"/bulk/jobs/(?P<job_id>[A-Za-z0-9]{15,18})/expire_locator",
+        control.expire_bulk_locator,
+        "control",
+        "control",
+    ),
+    _r("GET", _C + r"/bulk/settings", control.read_bulk_settings, "control", "control"),
+    _r("POST", _C + r"/bulk/settings", control.change_bulk_settings, "control", "control"),
+    _r("GET", _C + r"/latency", control.read_latency, "control", "control"),
+    _r("POST", _C + r"/latency", control.change_latency, "control", "control"),
     _r("GET", _C + r"/counters", control.read_counters, "control", "control"),
     _r("DELETE", _C + r"/counters", control.reset_counters, "control", "control"),
 )

@@ -23,18 +23,20 @@ from __future__ import annotations
 import random
 import secrets
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sf_pipeline.sandbox import ids
 from sf_pipeline.sandbox.auth import Auth, AuthSettings, ConnectedApp, Grant, User
+from sf_pipeline.sandbox.bulk_jobs import BulkJob, BulkJobs
 from sf_pipeline.sandbox.clock import OrgClock, format_datetime, parse_datetime
 from sf_pipeline.sandbox.cursors import Cursors
 from sf_pipeline.sandbox.errors import MalformedQuery, RequestLimitExceeded
 from sf_pipeline.sandbox.faults import Counters, EndpointKind, Fault, FaultKind, Faults
 from sf_pipeline.sandbox.field_values import coerce
+from sf_pipeline.sandbox.latency import PROFILES, LatencyProfile
 from sf_pipeline.sandbox.planner import Plan, compile_query
 from sf_pipeline.sandbox.records_json import render_record_dicts
 from sf_pipeline.sandbox.recycle_bin import empty_expired, note_deleted, purge_rows
@@ -45,6 +47,8 @@ from sf_pipeline.sandbox.tables import Table
 Stamp = datetime | str | None
 _TIMESTAMPS = ("CreatedDate", "LastModifiedDate", "SystemModstamp")
 _PROTECTED = frozenset({"Id", "IsDeleted", "CreatedDate", "LastModifiedDate", "SystemModstamp", "Name"})
+# Who created, last changed and owns a record: the API user, unless the caller says otherwise.
+_USER_STAMPS = ("OwnerId", "CreatedById", "LastModifiedById")
 DEFAULT_VERSION = "59.0"
 
 
@@ -119,6 +123,8 @@ class Org:
         self.counters = Counters()
         self.cursors = Cursors(self.clock)
         self.query_settings = QuerySettings()
+        self.bulk = BulkJobs()
+        self.latency: LatencyProfile = PROFILES["none"]
 
     # -- catalog (used by the SOQL planner) ---------------------------------------------------------
 
@@ -157,6 +163,55 @@ class Org:
         with self._lock:
             return plan.rows(include_deleted=include_deleted)
 
+    def snapshot(self, plan: Plan, rows: Sequence[int]) -> list[list[Any]]:
+        """The selected fields' current values for ``rows``, column by column (Bulk results)."""
+        with self._lock:
+            return [list(map(column.get, rows)) for column in plan.columns]
+
+    def now_text(self) -> str:
+        return format_datetime(self.clock.now().replace(microsecond=0))
+
+    @property
+    def user_id(self) -> str:
+        return self.auth.user.user_id
+
+    # -- Bulk API 2.0 query jobs (the jobs themselves: ``self.bulk``) ------------------------------
+
+    def fail_next_bulk_job(self, message: str) -> None:
+        """The next query job created ends ``Failed`` with ``errorMessage`` ``message``."""
+        self.bulk.fail_next(message)
+
+    def fail_bulk_job(self, job_id: str, message: str) -> BulkJob:
+        return self.bulk.fail(self, job_id, message)
+
+    def expire_bulk_locator(self, job_id: str, locator: str | None = None) -> None:
+        """Results requests with ``locator`` (or any locator, with None) answer INVALID_QUERY_LOCATOR."""
+        self.bulk.expire_locator(job_id, locator)
+
+    def set_bulk_processing_time(
+        self, *, fixed_seconds: float | None = None, per_record_seconds: float | None = None
+    ) -> None:
+        self.bulk.set_processing_time(fixed_seconds=fixed_seconds, per_record_seconds=per_record_seconds)
+
+    def bulk_settings(self) -> dict[str, Any]:
+        s = self.bulk.settings
+        return {
+            "fixed_seconds": s.fixed_seconds,
+            "per_record_seconds": s.per_record_seconds,
+            "limits": self.bulk.limits(),
+        }
+
+    def set_latency_profile(self, name: str) -> LatencyProfile:
+        """``none`` (answer as fast as possible) or ``salesforce`` (server-side time of a real org's order)."""
+        if name not in PROFILES:
+            raise ValueError(f"unknown latency profile {name!r}; expected one of {', '.join(PROFILES)}")
+        self.latency = PROFILES[name]
+        self.bulk.set_processing_time(
+            fixed_seconds=self.latency.bulk_job_fixed_seconds,
+            per_record_seconds=self.latency.bulk_job_per_record_seconds,
+        )
+        return self.latency
+
     def count_rows(self, plan: Plan, *, include_deleted: bool) -> int:
         with self._lock:
             return plan.count(include_deleted=include_deleted)
@@ -174,6 +229,9 @@ class Org:
                 stored = self._coerce_all(schema, table, values, creating=True)
                 for name in _TIMESTAMPS:
                     stored.setdefault(name, stamp)
+                for name in _USER_STAMPS:
+                    if name in table.columns:
+                        stored.setdefault(name, self.auth.user.user_id)
                 stored["IsDeleted"] = bool(stored.get("IsDeleted", False))
                 self._apply_defaults(schema, stored)
                 row = table.append(stored)
@@ -218,6 +276,8 @@ class Org:
                 stored = self._coerce_all(schema, table, values, creating=False)
                 if not system_only:
                     stored.setdefault("LastModifiedDate", stamp)
+                    if "LastModifiedById" in table.columns:
+                        stored.setdefault("LastModifiedById", self.auth.user.user_id)
                 stored.setdefault("SystemModstamp", stamp)
                 planned.append((row, stored))
             for row, stored in planned:
@@ -389,28 +449,67 @@ class Org:
                 return f"{f} {la}" if f and la else (la or f)
 
             table.derive("Name", full_name)
+            for compound in self.schemas[name].all_fields():
+                if compound.type == "address":
+                    table.derive(compound.name, _address_getter(table, compound.name.removesuffix("Address")))
+        self._derive_member_fields()
+
+    def _derive_member_fields(self) -> None:
+        """A campaign member's person fields are read through to its lead (or else its contact)."""
         members = self.tables["CampaignMember"]
         leads, contacts = self.tables["Lead"], self.tables["Contact"]
-        lead_ids, contact_ids = (
-            members.columns["LeadId"].__getitem__,
-            members.columns["ContactId"].__getitem__,
-        )
+        lead_ids, contact_ids = members.columns["LeadId"], members.columns["ContactId"]
         statuses = members.columns["Status"]
-        for copied in ("Email", "FirstName", "LastName"):
-            from_lead, from_contact = leads.getter(copied), contacts.getter(copied)
+        # member field -> (lead field, contact field); None where the person has no such field.
+        copied: dict[str, tuple[str | None, str | None]] = {
+            name: (name, name)
+            for name in (
+                "Email",
+                "FirstName",
+                "LastName",
+                "Name",
+                "Salutation",
+                "Title",
+                "Phone",
+                "Fax",
+                "MobilePhone",
+                "Description",
+                "DoNotCall",
+                "HasOptedOutOfEmail",
+                "HasOptedOutOfFax",
+                "LeadSource",
+            )
+        }
+        for part in ("Street", "City", "State", "PostalCode", "Country"):
+            copied[part] = (part, "Mailing" + part)
+        copied["CompanyOrAccount"] = ("Company", None)
+        copied["LeadOrContactOwnerId"] = ("OwnerId", "OwnerId")
+        booleans = {f.name for f in self.schemas["CampaignMember"].all_fields() if f.type == "boolean"}
+        for name, (lead_field, contact_field) in copied.items():
+            from_lead = leads.getter(lead_field) if lead_field else None
+            from_contact = contacts.getter(contact_field) if contact_field else None
+            missing = False if name in booleans else None
 
-            # A member's name and email are read through to its lead (or else its contact).
-            def through(row: int, from_lead: Any = from_lead, from_contact: Any = from_contact) -> Any:
-                lead = lead_ids(row)
+            def through(
+                row: int,
+                from_lead: Any = from_lead,
+                from_contact: Any = from_contact,
+                missing: Any = missing,
+            ) -> Any:
+                lead = lead_ids[row]
                 if lead is not None:
                     r = leads.row_of(lead)
-                    return None if r is None else from_lead(r)
-                contact = contact_ids(row)
+                    return missing if r is None or from_lead is None else from_lead(r)
+                contact = contact_ids[row]
                 r = None if contact is None else contacts.row_of(contact)
-                return None if r is None else from_contact(r)
+                return missing if r is None or from_contact is None else from_contact(r)
 
-            members.derive(copied, through)
+            members.derive(name, through)
         members.derive("HasResponded", lambda row: statuses[row] == "Responded")
+        members.derive(
+            "Type", lambda row: "Lead" if lead_ids[row] is not None else ("Contact" if contact_ids[row] else None)
+        )
+        members.derive("LeadOrContactId", lambda row: lead_ids[row] or contact_ids[row])
 
     # -- schema changes -----------------------------------------------------------------------------
 
@@ -572,8 +671,34 @@ class Org:
             "deleted": {name: self.count(name, include_deleted=True) - self.count(name) for name in self.tables},
             "api_usage": {"used": used, "max": quota},
             "open_cursors": self.cursors.count(),
+            "bulk_jobs": self.bulk.count(),
+            "latency_profile": self.latency.name,
             "options": self.options(),
         }
+
+
+_ADDRESS_PARTS = (
+    ("city", "City"),
+    ("country", "Country"),
+    ("geocodeAccuracy", "GeocodeAccuracy"),
+    ("latitude", "Latitude"),
+    ("longitude", "Longitude"),
+    ("postalCode", "PostalCode"),
+    ("state", "State"),
+    ("street", "Street"),
+)
+
+
+def _address_getter(table: Table, prefix: str) -> Any:
+    """A compound address read from its components: REST's JSON object (keys in alphabetical
+    order, as Salesforce sends them), or null when every component is null."""
+    parts = [(key, table.getter(prefix + suffix)) for key, suffix in _ADDRESS_PARTS]
+
+    def address(row: int) -> dict[str, Any] | None:
+        value = {key: get(row) for key, get in parts}
+        return value if any(v is not None for v in value.values()) else None
+
+    return address
 
 
 _ADDABLE_TYPES = {

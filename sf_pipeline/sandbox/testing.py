@@ -108,10 +108,21 @@ class SandboxHandle:
 
 @contextmanager
 def serve_in_thread(
-    org: Org | None = None, *, records: int = 0, seed: int = 0, port: int = 0, https: bool = True
+    org: Org | None = None,
+    *,
+    records: int = 0,
+    seed: int = 0,
+    port: int = 0,
+    https: bool = True,
+    latency_profile: str | None = None,
 ) -> Iterator[SandboxHandle]:
-    """Serve ``org`` (or a new one with ``records`` generated Leads/Contacts) on 127.0.0.1."""
+    """Serve ``org`` (or a new one with ``records`` generated Leads/Contacts) on 127.0.0.1.
+
+    ``latency_profile="salesforce"`` makes it answer with a real org's server-side time (see
+    ``latency``); by default the org's own profile stays (``none`` for a new org)."""
     org = org or Org(seed=seed)
+    if latency_profile is not None:
+        org.set_latency_profile(latency_profile)
     if records:
         populate(org, records=records, seed=seed)
     server = SandboxServer(org, port=port, https=https).start()

@@ -76,6 +76,8 @@ class Response:
     content_type: str | None = JSON_TYPE
     headers: dict[str, str] = field(default_factory=dict)
     drop_midway: bool = False  # fault injection: close the connection halfway through the body
+    # Server-side time to spend before answering (the latency profile), in seconds.
+    delay: float = 0.0
 
 
 def json_response(payload: Any, status: int = 200) -> Response:

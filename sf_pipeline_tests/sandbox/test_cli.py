@@ -6,6 +6,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +17,16 @@ from typer.testing import CliRunner
 
 from sf_pipeline.cli.sandbox import app
 
-KEYS = {"login_url", "instance_url", "ca_bundle", "client_id", "client_secret", "username", "password"}
+KEYS = {
+    "login_url",
+    "instance_url",
+    "ca_bundle",
+    "client_id",
+    "client_secret",
+    "username",
+    "password",
+    "latency_profile",
+}
 
 
 @contextmanager
@@ -112,3 +122,46 @@ def test_serve_is_a_subcommand_of_the_sandbox_app() -> None:
     assert result.exit_code == 0
     for option in ("--port", "--records", "--seed", "--state", "--insecure-http", "--json"):
         assert option in result.output
+
+
+def _installed_cli() -> str:
+    """The ``sf-pipeline`` console script installed next to this interpreter."""
+    return str(Path(sys.executable).parent / "sf-pipeline")
+
+
+def test_serve_with_the_salesforce_latency_profile_reports_it() -> None:
+    command = [_installed_cli(), "sandbox", "serve", "--json", "--latency-profile", "salesforce"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout is not None
+        info = json.loads(proc.stdout.readline())
+        assert info["latency_profile"] == "salesforce"
+        token = _password_token(info).json()["access_token"]
+        started = time.perf_counter()
+        answer = requests.get(
+            info["instance_url"] + "/services/data/v59.0/query",
+            timeout=10,
+            params={"q": "SELECT Id FROM Lead"},
+            verify=info["ca_bundle"],
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert answer.status_code == 200
+        assert time.perf_counter() - started >= 0.15  # the profile's fixed time per REST page
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
+
+
+def test_unknown_latency_profile_exits_2_naming_it() -> None:
+    result = subprocess.run(
+        [_installed_cli(), "sandbox", "serve", "--latency-profile", "warp"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "warp" in result.stderr and "salesforce" in result.stderr
+    assert "Traceback" not in result.stderr
