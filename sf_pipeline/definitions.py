@@ -5,12 +5,12 @@ import dagster as dg
 from sf_pipeline.defs.assets import salesforce_records, spotzee_users, user_changes
 from sf_pipeline.defs.checks import salesforce_health
 from sf_pipeline.defs.jobs import health_job, sync_job
-from sf_pipeline.defs.reconcile import reconcile_job, users_reconciliation
+from sf_pipeline.defs.reconcile import reconcile_job
 from sf_pipeline.defs.resources import SfPipelineResource
 from sf_pipeline.defs.sensors import health_dispatcher, sync_dispatcher
 
 defs = dg.Definitions(
-    assets=[salesforce_records, user_changes, spotzee_users, users_reconciliation],
+    assets=[salesforce_records, user_changes, spotzee_users],
     asset_checks=[salesforce_health],
     jobs=[sync_job, health_job, reconcile_job],
     sensors=[sync_dispatcher, health_dispatcher],

@@ -24,10 +24,10 @@ COUNT_KEYS = ("in_scope_ids", "refetched", "created", "purged", "deleted", "out_
 
 
 def _summary(instance: dg.DagsterInstance, run_id: str) -> dict[str, Any]:
-    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
-        materialization = entry.asset_materialization
-        if materialization is not None and SUMMARY_KEY in materialization.metadata:
-            value = materialization.metadata[SUMMARY_KEY].value
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_OBSERVATION):
+        observation = entry.asset_observation
+        if observation is not None and SUMMARY_KEY in observation.metadata:
+            value = observation.metadata[SUMMARY_KEY].value
             if isinstance(value, dict):
                 return dict(value)
     return {}

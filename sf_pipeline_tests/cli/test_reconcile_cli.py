@@ -83,14 +83,16 @@ def test_reconcile_command_flags_purged_and_out_of_scope_users_and_reports_drift
         assert users[f"sf_acme_Lead_{hot[0]}"]["deleted"] is True
         assert users[f"sf_acme_Lead_{hot[1]}"]["deleted"] is False
 
-        # The runs are on the project's Dagster instance, drift as numbers the UI plots.
+        # The runs are on the project's Dagster instance, drift as numbers the UI plots: in the sync's
+        # materializations and in the reconciliation's observation of the same asset.
         with dg.DagsterInstance.from_config(str(p.services.settings.home / "dagster")) as instance:
-            sync_key, reconcile_key = dg.AssetKey("spotzee_users"), dg.AssetKey("users_reconciliation")
-            synced = instance.fetch_materializations(sync_key, limit=10).records
-            assert [r.asset_materialization.metadata["drift_Lead"].value for r in synced  # type: ignore[union-attr]
-                    ] == [-2, 0]
-            [reconciled] = instance.fetch_materializations(reconcile_key, limit=10).records
-            assert reconciled.asset_materialization.metadata["drift_Lead"].value == 0  # type: ignore[union-attr]
+            users = dg.AssetKey("spotzee_users")
+            synced = instance.fetch_materializations(users, limit=10).records
+            assert sorted(r.asset_materialization.metadata["drift_Lead"].value  # type: ignore[union-attr]
+                          for r in synced) == [-2, 0]
+            [observed] = instance.fetch_observations(users, limit=10).records
+            assert observed.asset_observation.metadata["drift_Lead"].value == 0  # type: ignore[union-attr]
+            assert observed.asset_observation.partition == "acme"  # type: ignore[union-attr]
 
 
 def test_reconcile_command_exit_codes_for_usage_and_failure(
