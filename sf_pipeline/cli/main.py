@@ -24,6 +24,7 @@ def _build() -> None:
     from sf_pipeline.cli.integration import app as integration_app
     from sf_pipeline.cli.logs import logs_command
     from sf_pipeline.cli.preview import preview_command
+    from sf_pipeline.cli.reconcile import reconcile_command
     from sf_pipeline.cli.sandbox import app as sandbox_app
     from sf_pipeline.cli.status import status_command
     from sf_pipeline.cli.sync import sync_command
@@ -35,6 +36,7 @@ def _build() -> None:
     )
     app.add_typer(sandbox_app, name="sandbox", help="A local Salesforce org for tests, the demo and benchmarks.")
     app.command("sync")(sync_command)
+    app.command("reconcile")(reconcile_command)
     app.command("status")(status_command)
     app.command("logs")(logs_command)
     app.command("health")(health_command)
