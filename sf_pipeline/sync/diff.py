@@ -102,15 +102,28 @@ def decide(before: StoredVersion | None, is_deleted: bool, digest: str) -> str |
 
 @dataclass(slots=True)
 class _Candidate:
-    """A record that may change its user; the columns of the change chunk, before validation."""
+    """A record that may change its user; the columns of the change chunk, before validation
+    (the mapped values only, not the record: a chunk of these is the stage's peak memory)."""
 
     ext_id: str
     sf_id: str
     modified: datetime
     is_deleted: bool
-    user: MappedUser
+    email: str | None
+    phone: str | None
+    timezone: str | None
+    locale: str | None
     data: str
     before: StoredVersion | None
+
+    @classmethod
+    def of(cls, ext_id: str, sf_id: str, modified: datetime, is_deleted: bool, user: MappedUser,
+           before: StoredVersion | None) -> _Candidate:
+        return cls(ext_id, sf_id, modified, is_deleted, user.email, user.phone, user.timezone, user.locale,
+                   encode_data(user.data), before)
+
+    def digest(self) -> str:
+        return content_digest(self.email, self.phone, self.timezone, self.locale, self.data)
 
 
 def _preview(value: str) -> str:
@@ -192,7 +205,7 @@ def _diff_into(
                 for w in user.warnings[: max(0, MAX_WARNING_SAMPLES - len(result.warnings))]:
                     _warn(result, {"object": object_name, "id": str(sf_id), "property": w.property,
                                    "field": w.field, "reason": w.reason, "value": w.value})
-            candidates[ext_id] = _Candidate(ext_id, sf_id, modified, is_deleted, user, encode_data(user.data), before)
+            candidates[ext_id] = _Candidate.of(ext_id, sf_id, modified, is_deleted, user, before)
         changes = _checked_changes(list(candidates.values()), object_name, result)
         if changes.num_rows:
             writer.append(changes)
@@ -206,10 +219,10 @@ def _candidate_table(rows: Sequence[_Candidate], object_name: str, actions: Sequ
         {
             "action": actions,
             "external_id": [c.ext_id for c in rows],
-            "email": [c.user.email for c in rows],
-            "phone": [c.user.phone for c in rows],
-            "timezone": [c.user.timezone for c in rows],
-            "locale": [c.user.locale for c in rows],
+            "email": [c.email for c in rows],
+            "phone": [c.phone for c in rows],
+            "timezone": [c.timezone for c in rows],
+            "locale": [c.locale for c in rows],
             "data": [c.data for c in rows],
             "source_object": [object_name] * len(rows),
             "source_id": [c.sf_id for c in rows],
@@ -225,7 +238,7 @@ def _checked_changes(rows: list[_Candidate], object_name: str, result: ChangedOb
     """The chunk's changes, after the user row contract: broken values dropped (and the digest and
     action decided on what remains), records with broken keys dropped."""
     counts = result.counts
-    digests = [content_digest(c.user.email, c.user.phone, c.user.timezone, c.user.locale, c.data) for c in rows]
+    digests = [c.digest() for c in rows]
     actions = [decide(c.before, c.is_deleted, d) for c, d in zip(rows, digests, strict=True)]
     table = _candidate_table(rows, object_name, actions, digests)
     found = schemas.violations(table)
@@ -234,7 +247,7 @@ def _checked_changes(rows: list[_Candidate], object_name: str, result: ChangedOb
         for v in found:
             candidate = rows[v.row]
             if v.column in schemas.VALUE_COLUMNS:
-                setattr(candidate.user, v.column, None)
+                setattr(candidate, v.column, None)
                 counts.invalid_values += 1
                 reason = f"breaks the user row contract: {v.check}"
             elif v.row in broken:
@@ -246,7 +259,7 @@ def _checked_changes(rows: list[_Candidate], object_name: str, result: ChangedOb
                            "reason": reason, "value": _preview(v.value)})
         counts.invalid_records += len(broken)
         rows = [c for i, c in enumerate(rows) if i not in broken]
-        digests = [content_digest(c.user.email, c.user.phone, c.user.timezone, c.user.locale, c.data) for c in rows]
+        digests = [c.digest() for c in rows]
         actions = [decide(c.before, c.is_deleted, d) for c, d in zip(rows, digests, strict=True)]
         table = _candidate_table(rows, object_name, actions, digests)
     for action in actions:
