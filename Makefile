@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench bench-bulk bench-deploy browser
+.PHONY: setup demo test lint bench bench-bulk bench-deploy browser soak
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -40,3 +40,22 @@ bench-bulk: setup
 # Dispatcher tick at 10,000 integrations and syncs per hour, on the production topology.
 bench-deploy: setup
 	$(PY) bench/deploy.py
+
+# The model-based sync/reconcile test at soak length: SOAK_JOBS processes (distinct seeds) of
+# SOAK_EXAMPLES sequences of up to SOAK_STEPS steps each, on SQLite; 4 x 500 by default. Each prints its
+# seed on failure; .soak-progress counts the sequences started.
+SOAK_JOBS ?= 4
+SOAK_EXAMPLES ?= 500
+SOAK_STEPS ?= 8
+soak: setup
+	@rm -f .soak-progress; seed=$${SF_PIPELINE_MODEL_SEED:-$$(python3 -c 'import random; print(random.randrange(2**31))')}; \
+	pids=""; for i in $$(seq 1 $(SOAK_JOBS)); do \
+	  SF_PIPELINE_MODEL_SEED=$$((seed + i)) SF_PIPELINE_MODEL_EXAMPLES=$(SOAK_EXAMPLES) \
+	  SF_PIPELINE_MODEL_STEPS=$(SOAK_STEPS) SF_PIPELINE_MODEL_PROGRESS=$(CURDIR)/.soak-progress \
+	    $(VENV)/bin/pytest -q -p no:cacheprovider -o addopts="" --timeout 0 --hypothesis-show-statistics \
+	    "sf_pipeline_tests/sync/test_reconcile_model.py::test_users_equal_the_org_projection_after_every_sync_and_reconcile_on_sqlite" \
+	    > .soak-$$i.log 2>&1 & pids="$$pids $$!"; \
+	done; status=0; i=0; for pid in $$pids; do i=$$((i + 1)); \
+	  if wait $$pid; then echo "soak job $$i (seed $$((seed + i))): passed"; tail -1 .soak-$$i.log; \
+	  else status=1; echo "soak job $$i (seed $$((seed + i))) FAILED:"; tail -40 .soak-$$i.log; fi; \
+	done; echo "sequences started: $$(wc -l < .soak-progress)"; exit $$status

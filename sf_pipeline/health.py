@@ -129,6 +129,12 @@ def check_field_mappings(
                 )
                 if not exists and (any_synced or mapping_restricted or path in BASE_FIELDS):
                     missing.append(f"{object_name}.{path}")
+        # A sync rule on a field that is gone breaks the object's query just as a mapping does.
+        for obj in integration.objects:
+            for rule in obj.rules or []:
+                path = str(rule.get("field", ""))
+                if path and not _field_exists(client.describe, obj.object_name, path):
+                    missing.append(f"{obj.object_name}.{path}")
         if not any_synced:
             missing.extend(
                 f"{path} (on none of {', '.join(expected)})"

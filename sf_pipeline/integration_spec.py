@@ -7,6 +7,7 @@ login_url: https://login.salesforce.com
 frequency_minutes: 60      # whole minutes, at least 5 (default 60)
 lookback_minutes: 10       # incremental runs re-read this far below the watermark (0-1440, default 10)
 api: auto                  # auto (Bulk API 2.0 for large results), rest or bulk (default auto)
+reconcile_every_days: 7    # reconcile with the org by Id at least this often (1..90, default 7)
 objects:                   # any of Lead, Contact, CampaignMember, each with its own rules
   Lead:
     match: all             # all = AND, any = OR
@@ -184,6 +185,10 @@ class MappingEntry(_Strict):
         return MappingSpec(self.field, self.property, self.object, self.type)
 
 
+DEFAULT_RECONCILE_EVERY_DAYS = 7
+MAX_RECONCILE_EVERY_DAYS = 90
+
+
 class IntegrationSpec(_Strict):
     name: str
     project_id: int
@@ -191,6 +196,7 @@ class IntegrationSpec(_Strict):
     frequency_minutes: int = DEFAULT_FREQUENCY_MINUTES
     lookback_minutes: int = DEFAULT_LOOKBACK_MINUTES
     api: Literal["auto", "rest", "bulk"] = "auto"
+    reconcile_every_days: int = DEFAULT_RECONCILE_EVERY_DAYS
     # Keys are checked before validation (see ``spec_from_data``) so errors can name the object.
     objects: dict[str, ObjectSpec] = Field(min_length=1)
     mappings: list[MappingEntry] | None = Field(default=None, max_length=MAX_MAPPINGS)
@@ -230,6 +236,15 @@ class IntegrationSpec(_Strict):
     def _lookback(cls, value: int) -> int:
         if not 0 <= value <= MAX_LOOKBACK_MINUTES:
             raise ValueError(f"must be between 0 and {MAX_LOOKBACK_MINUTES} minutes, got {value}")
+        return value
+
+    @field_validator("reconcile_every_days")
+    @classmethod
+    def _reconcile_every(cls, value: int) -> int:
+        # Past 15 days a delete can leave the Recycle Bin unseen; a sync older than that
+        # reconciles anyway, so the bound only keeps the schedule meaningful.
+        if not 1 <= value <= MAX_RECONCILE_EVERY_DAYS:
+            raise ValueError(f"must be between 1 and {MAX_RECONCILE_EVERY_DAYS} days, got {value}")
         return value
 
 
@@ -510,6 +525,7 @@ def apply_spec(session: Session, spec: IntegrationSpec, *, describe: Describe | 
         integration.frequency_minutes = spec.frequency_minutes
     integration.lookback_minutes = spec.lookback_minutes
     integration.api = spec.api
+    integration.reconcile_every_days = spec.reconcile_every_days
     _replace_objects(integration, spec)
     if new_mappings is not None:
         replace_mappings(integration, new_mappings)

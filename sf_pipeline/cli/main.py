@@ -117,6 +117,7 @@ def _build() -> None:
     from sf_pipeline.cli.integration import app as integration_app
     from sf_pipeline.cli.logs import logs_command
     from sf_pipeline.cli.preview import preview_command
+    from sf_pipeline.cli.reconcile import reconcile_command
     from sf_pipeline.cli.status import status_command
     from sf_pipeline.cli.sync import sync_command
 
@@ -127,6 +128,7 @@ def _build() -> None:
         help="Create, connect, configure, pause, resume, disconnect and delete integrations.",
     )
     app.command("sync")(sync_command)
+    app.command("reconcile")(reconcile_command)
     app.command("status")(status_command)
     app.command("logs")(logs_command)
     app.command("health")(health_command)

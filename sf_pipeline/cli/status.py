@@ -69,6 +69,11 @@ def status_rows(database: Database) -> list[dict[str, Any]]:
                 "last_run": last_run(session, integration),
                 "health": health_summary(session, integration),
                 "last_error": integration.last_error,
+                # Org count under the rules minus in-scope, not-deleted users, per object.
+                "drift": dict(integration.drift) if integration.drift is not None else None,
+                "drift_at": integration.drift_at.isoformat() if integration.drift_at else None,
+                "last_reconciled_at": (integration.last_reconciled_at.isoformat()
+                                       if integration.last_reconciled_at else None),
             })
         return rows
 

@@ -117,6 +117,9 @@ def sync_summary(database: Database, outcome: JobOutcome) -> dict[str, Any]:
         **{key: counts.get(key, 0) for key in SUMMARY_KEYS},
     }
     summary["apis"] = counts.get("apis", {})  # which API fetched each object: "rest" or "bulk"
+    for key in ("drift", "drift_reasons", "reconcile"):
+        if key in counts:
+            summary[key] = counts[key]
     if not counts:
         summary["fetched"] = fetched
         summary["duration_s"] = (round((finished - started).total_seconds(), 3)
@@ -144,6 +147,8 @@ def _print_summary(name: str, summary: dict[str, Any]) -> None:
         table.add_row(key.replace("_", " "), "—" if value is None else str(value))
     if summary.get("apis"):
         table.add_row("apis", ", ".join(f"{obj}: {api}" for obj, api in summary["apis"].items()))
+    if summary.get("drift"):
+        table.add_row("drift", ", ".join(f"{k} {v}" for k, v in summary["drift"].items()))
     console.print(table)
     if summary.get("warnings"):
         console.print(f"{summary['warnings']} warnings: `sf-pipeline logs {name} --type sync_completed --json` "

@@ -116,8 +116,12 @@ def changes_metadata(changes: ChangeManifest) -> dict[str, Any]:
 
 def users_metadata(summary: SyncSummary) -> dict[str, Any]:
     watermarks = summary.as_dict()["watermarks"]
+    # Drift per object as plain numbers too: Dagster plots numeric metadata across materializations.
+    drift_numbers = {f"drift_{k}": dg.MetadataValue.int(v) for k, v in summary.drift.items()}
     return {
         **summary.counts(),
+        **drift_numbers,
+        "drift": dg.MetadataValue.json(summary.drift),
         "watermark_before": dg.MetadataValue.json({k: v["before"] for k, v in watermarks.items()}),
         "watermark_after": dg.MetadataValue.json({k: v["after"] for k, v in watermarks.items()}),
     }

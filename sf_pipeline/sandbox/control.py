@@ -102,6 +102,10 @@ class ControlClient:
     def undelete(self, sobject: str, record_ids: Iterable[str], *, at: datetime | str | None = None) -> None:
         self._call("POST", f"records/{sobject}/undelete", {"ids": list(record_ids), "at": _stamp(at)})
 
+    def purge(self, sobject: str, record_ids: Iterable[str]) -> None:
+        """Hard delete, or empty from the Recycle Bin: no query returns the records again."""
+        self._call("POST", f"records/{sobject}/purge", {"ids": list(record_ids)})
+
     def get(self, sobject: str, record_id: str) -> dict[str, Any]:
         record: dict[str, Any] = self._call("GET", f"records/{sobject}/{record_id}")
         return record

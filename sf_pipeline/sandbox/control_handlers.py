@@ -57,6 +57,12 @@ def undelete_records(org: Org, req: Request) -> Response:
     return json_response({"undeleted": len(_ids(body))})
 
 
+def purge_records(org: Org, req: Request) -> Response:
+    body = _body(req)
+    org.purge(req.params["sobject"], _ids(body))
+    return json_response({"purged": len(_ids(body))})
+
+
 def _ids(body: dict[str, Any]) -> list[str]:
     found = body.get("ids")
     if not isinstance(found, list) or not all(isinstance(i, str) for i in found):

@@ -84,7 +84,8 @@ class Plan:
     def candidates(self, *, include_deleted: bool) -> Sequence[int]:
         size = self.table.size
         if include_deleted:
-            return range(size)
+            purged = self.table.purged  # hard-deleted rows are gone even for queryAll
+            return [r for r in range(size) if r not in purged] if purged else range(size)
         deleted = self.table.columns["IsDeleted"]
         return list(compress(range(size), map(not_, deleted[:size])))
 

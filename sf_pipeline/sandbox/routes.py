@@ -58,6 +58,7 @@ ROUTES: tuple[Route, ...] = (
     _r("POST", _C + r"/records/" + _OBJ + r"/update", control.update_records, "control", "control"),
     _r("POST", _C + r"/records/" + _OBJ + r"/delete", control.delete_records, "control", "control"),
     _r("POST", _C + r"/records/" + _OBJ + r"/undelete", control.undelete_records, "control", "control"),
+    _r("POST", _C + r"/records/" + _OBJ + r"/purge", control.purge_records, "control", "control"),
     _r("POST", _C + r"/records/" + _OBJ + r"/touch", control.touch_records, "control", "control"),
     _r("GET", _C + r"/records/" + _OBJ + "/" + _ID, control.read_record, "control", "control"),
     _r("POST", _C + r"/leads/" + _ID + r"/convert", control.convert_lead, "control", "control"),

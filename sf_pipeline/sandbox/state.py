@@ -39,6 +39,7 @@ from sf_pipeline.sandbox.field_values import coerce
 from sf_pipeline.sandbox.latency import PROFILES, LatencyProfile
 from sf_pipeline.sandbox.planner import Plan, compile_query
 from sf_pipeline.sandbox.records_json import render_record_dicts
+from sf_pipeline.sandbox.recycle_bin import empty_expired, note_deleted, purge_rows
 from sf_pipeline.sandbox.schema import FieldDef, ObjectSchema, standard_schemas
 from sf_pipeline.sandbox.soql import parse
 from sf_pipeline.sandbox.tables import Table
@@ -143,6 +144,7 @@ class Org:
         try:
             query = parse(soql)
             with self._lock:
+                self.empty_recycle_bin_horizon()
                 return compile_query(query, self, today=self.clock.now().date())
         except RecursionError:
             raise MalformedQuery("The query is nested too deeply") from None
@@ -296,6 +298,27 @@ class Org:
             rows = [self._row(table, rid) for rid in record_ids]
             for row in rows:
                 self._write(table, row, {"IsDeleted": deleted, "LastModifiedDate": stamp, "SystemModstamp": stamp})
+                note_deleted(table, row, stamp if deleted else None)
+
+    def purge(self, sobject: str, record_ids: Iterable[str] | str) -> None:
+        """Hard delete (or empty from the Recycle Bin): no query returns the records again."""
+        if isinstance(record_ids, str):
+            record_ids = [record_ids]
+        with self._lock:
+            table = self.table(sobject)
+            rows = [self._row(table, rid) for rid in record_ids]
+            self.revision += 1
+            purge_rows(table, rows)
+
+    def empty_recycle_bin_horizon(self) -> int:
+        """Purge what has been in the Recycle Bin longer than 15 days by the org clock (run
+        before every query, so moving the clock is enough)."""
+        with self._lock:
+            now = self.clock.now()
+            purged = sum(empty_expired(table, now) for table in self.tables.values())
+            if purged:
+                self.revision += 1
+            return purged
 
     def get(self, sobject: str, record_id: str) -> dict[str, Any]:
         """Every field of one record (deleted ones too), in stored form."""
@@ -307,13 +330,14 @@ class Org:
         with self._lock:
             table = self.table(sobject)
             deleted = table.columns["IsDeleted"]
-            return [table.record(r) for r in range(table.size) if include_deleted or not deleted[r]]
+            return [table.record(r) for r in range(table.size)
+                    if (include_deleted or not deleted[r]) and r not in table.purged]
 
     def count(self, sobject: str, *, include_deleted: bool = False) -> int:
         with self._lock:
             table = self.table(sobject)
             if include_deleted:
-                return table.size
+                return table.size - len(table.purged)
             return table.size - int(sum(table.columns["IsDeleted"][: table.size]))
 
     def touch_random(self, sobject: str, k: int, *, same_timestamp: bool = False, at: Stamp = None) -> list[str]:

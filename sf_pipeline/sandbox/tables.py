@@ -27,6 +27,10 @@ class Table:
         self.defaults: dict[str, Any] = {f.name: (False if f.type == "boolean" else None) for f in schema.all_fields()}
         self.derived: dict[str, Getter] = {}
         self.size = 0
+        # Hard-deleted rows (no query returns them) and when each row in the Recycle Bin was
+        # deleted: see ``recycle_bin``.
+        self.purged: set[int] = set()
+        self.deleted_at: dict[int, str] = {}
 
     def derive(self, name: str, get: Getter) -> None:
         """Compute ``name`` from other columns instead of storing it."""
@@ -47,7 +51,7 @@ class Table:
         if counter is None or not 0 < counter <= self.size:
             return None
         row = counter - 1
-        return row if self.columns["Id"][row] == record_id else None
+        return row if self.columns["Id"][row] == record_id and row not in self.purged else None
 
     def append(self, values: dict[str, Any]) -> int:
         row = self.size

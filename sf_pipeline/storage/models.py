@@ -28,6 +28,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -93,6 +94,12 @@ class Integration(Base):
     # How far below the watermark incremental runs start reading (records that commit late).
     lookback_minutes: Mapped[int] = mapped_column(Integer, default=10, server_default="10")
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Reconciliation (an Id-only comparison with the org) runs at least this often.
+    reconcile_every_days: Mapped[int] = mapped_column(Integer, default=7, server_default="7")
+    last_reconciled_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # The latest per-object drift (org count under the rules minus in-scope, not-deleted users).
+    drift: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
+    drift_at: Mapped[datetime | None] = mapped_column(nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -275,6 +282,17 @@ class User(Base):
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     # Digest of the mapped values last written: the diff compares digests, not whole rows.
     content_hash: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # False once reconciliation finds the record still in Salesforce but outside the sync rules;
+    # true again when it matches them again. Users are flagged, never removed.
+    # Server default only: the upsert never names it, so a new user starts in scope.
+    in_scope: Mapped[bool] = mapped_column(Boolean, server_default=true())
+    # Why ``deleted`` is set when reconciliation set it: "purged" (gone from Salesforce, past
+    # the Recycle Bin) or "deleted" (in the Recycle Bin); null when a sync saw IsDeleted.
+    deleted_reason: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # A converted Lead's user: when, the Contact's Id, and that Contact's user (same integration).
+    converted_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    converted_contact_id: Mapped[str | None] = mapped_column(String(18), nullable=True)
+    converted_to: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
 
 # The upsert's staging table on PostgreSQL: a change chunk is COPYed here, then merged into

@@ -119,17 +119,23 @@ def extract_object(
         fingerprint=plan.fingerprint,
         watermark_before=plan.watermark,
         watermark_after=plan.watermark,
+        where=plan.where,
     )
     newest: str | None = None
+    # The watermark covers the parents' timestamps too (see ``plan``).
+    stamps = ("LastModifiedDate", *(f"{p}.LastModifiedDate" for p in plan.parents))
     try:
         for batch in batches:
             writer.append(batch)
             n = batch.num_rows
             if n:
-                modified = batch["LastModifiedDate"]
-                page_newest = pc.max(modified.filter(pc.match_substring_regex(modified, _TIMESTAMP))).as_py()
-                if page_newest is not None and (newest is None or page_newest > newest):
-                    newest = page_newest
+                for name in stamps:
+                    if name not in batch.column_names:
+                        continue
+                    modified = batch[name]
+                    page_newest = pc.max(modified.filter(pc.match_substring_regex(modified, _TIMESTAMP))).as_py()
+                    if page_newest is not None and (newest is None or page_newest > newest):
+                        newest = page_newest
                 result.deleted_seen += pc.sum(batch["IsDeleted"]).as_py() or 0
             result.fetched += n
             if on_batch:

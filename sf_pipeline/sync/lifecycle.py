@@ -7,6 +7,7 @@ see ``failure_is_local``) is recorded as ``sync_failed`` but leaves the status a
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +19,7 @@ from sf_pipeline.errors import UserError
 from sf_pipeline.events import EventType, record_event
 from sf_pipeline.salesforce.errors import is_local
 from sf_pipeline.storage.models import Integration, IntegrationStatus, SyncRun, SyncState
-from sf_pipeline.sync.manifests import ChangeManifest, SyncSummary
+from sf_pipeline.sync.manifests import AfterSync, ChangeManifest, SyncSummary
 
 
 class SetupIncompleteError(UserError):
@@ -49,9 +50,11 @@ def sync_states(session: Session, integration: Integration) -> dict[str, SyncSta
 
 
 def complete_run(
-    session: Session, integration: Integration, changes: ChangeManifest, *, now: datetime, duration_s: float
+    session: Session, integration: Integration, changes: ChangeManifest, *, now: datetime, duration_s: float,
+    after: AfterSync | None = None,
 ) -> SyncSummary:
-    """Move watermarks and status in the same transaction that marks the run succeeded."""
+    """Move watermarks and status in the same transaction that marks the run succeeded. ``after``
+    (drift, reconciliation) joins the summary; its API calls add to the run's."""
     extract = changes.extract
     states = sync_states(session, integration)
     for obj in extract.objects:
@@ -68,6 +71,9 @@ def complete_run(
     run = session.get(SyncRun, extract.run_id)
     duration_s = wall_duration(run, now, fallback=duration_s) or duration_s
     summary = SyncSummary.of(changes, duration_s=duration_s)
+    if after is not None:
+        summary = dataclasses.replace(summary, api_calls=summary.api_calls + after.api_calls, drift=dict(after.drift),
+                                      reconcile=after.reconcile)
     lifecycle.sync_succeeded(integration, now=now)
     integration.full_sync_requested = False
     if run is not None:

@@ -8,7 +8,7 @@ or decided, and where the chunk files are. Never the records themselves.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -35,10 +35,53 @@ class ExtractedObject:
     # (a fallback from Bulk API 2.0 to REST names the failure).
     api: str = "rest"
     api_reason: str | None = None
+    # The compiled sync rules: drift counts the org under them without another describe.
+    where: str | None = None
 
     @property
     def fields(self) -> tuple[str, ...]:
         return self.mapping.soql_fields
+
+
+# Reconciliation's flags (``reconcile``): the users it marks, by what it found.
+PURGED = "purged"
+DELETED = "deleted"
+OUT_OF_SCOPE = "out_of_scope"
+IN_SCOPE = "in_scope"
+
+
+@dataclass
+class ObjectReconciliation:
+    object_name: str
+    scan: str = "rest"  # "rest" (Id-only query) or "extract" (the full sync's own records)
+    in_scope_ids: int = 0
+    refetched: int = 0
+    created: int = 0
+    out_of_scope: int = 0
+    back_in_scope: int = 0
+    purged: int = 0
+    deleted: int = 0
+    invalid_records: int = 0
+    # The Salesforce Ids of the users to flag, by flag: written together by ``write_flags`` once
+    # every Salesforce call of the run is done.
+    flags: dict[str, list[str]] = field(
+        default_factory=lambda: {PURGED: [], DELETED: [], OUT_OF_SCOPE: [], IN_SCOPE: []}, repr=False)
+    # The records fetched again, as extract chunks for the diff and upsert.
+    refetch: ExtractedObject | None = field(default=None, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("flags", "refetch")}
+
+
+@dataclass
+class Reconciliation:
+    """A run's reconciliation: why it ran, and per object what the Salesforce side found (the
+    upsert stage writes the flags)."""
+
+    reasons: list[str]
+    # Every selected object was reconciled (then the schedule restarts).
+    everything: bool
+    objects: list[ObjectReconciliation] = field(default_factory=list)
 
 
 @dataclass
@@ -49,6 +92,9 @@ class ExtractManifest:
     objects: list[ExtractedObject]
     api_calls: int = 0
     duration_s: float = 0.0
+    # Per object: the org's COUNT() under the rules, taken after the extract (for drift).
+    org_counts: dict[str, int] = field(default_factory=dict)
+    reconciliation: Reconciliation | None = None
 
     @property
     def fetched(self) -> int:
@@ -102,6 +148,15 @@ class ChangeManifest:
 
 
 @dataclass(frozen=True)
+class AfterSync:
+    """What a sync's own reconciliation steps add to its summary (``reconcile_service``)."""
+
+    drift: dict[str, int]
+    reconcile: dict[str, Any] | None
+    api_calls: int
+
+
+@dataclass(frozen=True)
 class WatermarkMove:
     before: datetime | None
     after: datetime | None
@@ -128,6 +183,10 @@ class SyncSummary:
     watermarks: dict[str, WatermarkMove]
     # Which API fetched each object: "rest" or "bulk" (Bulk API 2.0).
     apis: dict[str, str] = field(default_factory=dict)
+    # Per object: the org's count under the rules minus the in-scope, not-deleted users.
+    drift: dict[str, int] = field(default_factory=dict)
+    # When the run reconciled: why, what it found per object, and why drift stayed non-zero.
+    reconcile: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, changes: ChangeManifest, *, duration_s: float) -> SyncSummary:
@@ -151,14 +210,18 @@ class SyncSummary:
         )
 
     def counts(self) -> dict[str, int | float]:
-        """The scalar figures, without the watermarks and APIs."""
-        return {k: v for k, v in asdict(self).items() if k not in ("watermarks", "apis")}
+        """The scalar figures, without the watermarks, APIs, drift and reconciliation."""
+        return {k: v for k, v in asdict(self).items() if k not in ("watermarks", "apis", "drift", "reconcile")}
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON shape (watermarks as ISO-8601 text)."""
+        extra: dict[str, Any] = {"drift": dict(self.drift)}
+        if self.reconcile is not None:
+            extra["reconcile"] = self.reconcile
         return {
             **self.counts(),
             "apis": dict(self.apis),
+            **extra,
             "watermarks": {
                 name: {"before": m.before.isoformat() if m.before else None,
                        "after": m.after.isoformat() if m.after else None, "full": m.full}

@@ -11,6 +11,11 @@ The incremental boundary (see the README's "How a sync works"):
   run succeeds.
 - A change to an object's rules or mapped fields (its fingerprint) makes the next run of that
   object full, so records that newly match arrive even if they did not change in Salesforce.
+- A record mapped through parents (a CampaignMember's ``Lead.Email``) also changes when only its
+  parent does, and editing a Lead never touches its members' ``LastModifiedDate``. So the
+  incremental condition also takes members whose parent changed
+  (``LastModifiedDate >= :since OR Lead.LastModifiedDate >= :since OR ...``; Salesforce accepts
+  parent fields in WHERE), and the watermark is the newest of all those timestamps.
 """
 
 from __future__ import annotations
@@ -52,13 +57,17 @@ class ObjectPlan:
     watermark: datetime | None
     since: datetime | None
     fingerprint: str
+    # Parent relationships whose ``LastModifiedDate`` also makes a record changed (``Lead``).
+    parents: tuple[str, ...] = ()
 
     def soql(self, *, ordered: bool = True) -> str:
         """The object's query. Bulk API 2.0 jobs take it unordered (``ordered=False``): Salesforce
         discourages ORDER BY there, and the watermark is the newest timestamp seen, not the last."""
         conditions = []
         if self.since is not None:
-            conditions.append(f"LastModifiedDate >= {soql_datetime(self.since)}")
+            stamp = soql_datetime(self.since)
+            changed = [f"{path}LastModifiedDate >= {stamp}" for path in ("", *(f"{p}." for p in self.parents))]
+            conditions.append(changed[0] if len(changed) == 1 else f"({' OR '.join(changed)})")
         if self.where:
             conditions.append(f"({self.where})")
         where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
@@ -76,6 +85,7 @@ def plan_object(
     stored_fingerprint: str | None,
     force_full: bool,
     lookback: timedelta = DEFAULT_LOOKBACK,
+    parents: Sequence[str] = (),
 ) -> ObjectPlan:
     fingerprint = config_fingerprint(fields, where, mappings)
     full = force_full or stored_watermark is None or stored_fingerprint != fingerprint
@@ -88,4 +98,5 @@ def plan_object(
         watermark=stored_watermark,
         since=since,
         fingerprint=fingerprint,
+        parents=tuple(parents),
     )

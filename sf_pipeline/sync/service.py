@@ -33,6 +33,7 @@ from sf_pipeline.sync.bulk_extract import ExtractOptions, abort_leftover_jobs, e
 from sf_pipeline.sync.chunks import DEFAULT_ROWS_PER_CHUNK
 from sf_pipeline.sync.diff import diff_object
 from sf_pipeline.sync.extract import PAGE_SIZE
+from sf_pipeline.sync.fields import with_sync_fields
 from sf_pipeline.sync.manifests import ChangeManifest, ExtractManifest, SyncSummary
 from sf_pipeline.sync.plan import ObjectPlan, plan_object
 from sf_pipeline.sync.upsert import apply_chunks
@@ -84,9 +85,11 @@ def build_plans(
         where = compile_where(rules, obj.match, describe) if rules else None  # type: ignore[arg-type]
         mapping = resolve_object_mapping(obj.object_name, mappings, client.describe)
         state = states.get(obj.object_name)
+        mapping, parents = with_sync_fields(obj.object_name, mapping, describe)
         plan = plan_object(
             object_name=obj.object_name,
             fields=mapping.soql_fields,
+            parents=parents,
             where=where,
             mappings=_mapping_key(mappings, obj.object_name),
             stored_watermark=state.watermark if state else None,
@@ -129,6 +132,10 @@ def extract(services: Services, name: str, run_id: str, *, full: bool = False) -
                                on_total=progress.add_total),
     )
     progress.flush()
+    # Imported here: reconcile_service builds on this module's Services and preflight.
+    from sf_pipeline.sync.reconcile_service import before_diff
+
+    reconciliation, org_counts = before_diff(services, client, name, objects, work_dir=out, now=now)
     return ExtractManifest(
         integration=name,
         run_id=run_id,
@@ -136,6 +143,8 @@ def extract(services: Services, name: str, run_id: str, *, full: bool = False) -
         objects=objects,
         api_calls=client.api_calls,
         duration_s=round(time.perf_counter() - start, 3),
+        org_counts=org_counts,
+        reconciliation=reconciliation,
     )
 
 
@@ -164,13 +173,18 @@ def upsert(services: Services, changes: ChangeManifest, *, started: float | None
     for obj in changes.objects:
         apply_chunks(services.database.session, obj.chunk_paths, project_id=project_id,
                      integration_id=integration_id, now=now)
+    # Imported here: reconcile_service builds on this module's Services and preflight.
+    from sf_pipeline.sync.reconcile_service import after_sync
+
+    after = after_sync(services, changes, now=now)
     if started is None:
         duration = changes.extract.duration_s + changes.duration_s + (time.perf_counter() - upsert_started)
     else:
         duration = time.perf_counter() - started
     with services.database.session() as session:
         integration = get_integration(session, name)
-        summary = lifecycle.complete_run(session, integration, changes, now=services.now(), duration_s=duration)
+        summary = lifecycle.complete_run(session, integration, changes, now=services.now(), duration_s=duration,
+                                         after=after)
     shutil.rmtree(changes.extract.work_dir, ignore_errors=True)
     return summary
 
