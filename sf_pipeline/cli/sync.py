@@ -40,27 +40,18 @@ def sync_command(
             )
     instance = runs.dagster_instance(settings)
     runs.ensure_partition(instance, name)
-    try:
-        runs.wait_for_partition(
-            instance, name, timeout_s=wait_timeout,
-            on_wait=None if as_json else lambda run_id: errors.print(f"Waiting for run {run_id} of '{name}'…"),
-        )
-    except TimeoutError as exc:
-        raise UserError(str(exc)) from None
     tags = {"sf_pipeline/trigger": "cli", FULL_SYNC_TAG: "true" if full else "false"}
     started = time.perf_counter()
-    if as_json:
-        outcome = runs.execute(instance, SYNC_JOB, name=name, tags=tags, partitioned=True)
-    else:
-        with Progress(TextColumn(f"Syncing [bold]{name}[/]"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("records"), TimeElapsedColumn(), console=errors, transient=True) as bar:
-            task = bar.add_task("sync", total=None)
-
-            def show(fetched: int, total: int | None) -> None:
-                bar.update(task, completed=fetched, total=total or None)
-
-            outcome = runs.execute(instance, SYNC_JOB, name=name, tags=tags, partitioned=True,
-                                   database=database, on_progress=show)
+    # The run holds the integration's lease; while another run holds it, this one waits.
+    on_wait = None if as_json else lambda run_id: errors.print(f"Waiting for run {run_id} of '{name}'…")
+    try:
+        if as_json:
+            outcome = runs.execute(instance, SYNC_JOB, name=name, tags=tags, partitioned=True, database=database,
+                                   wait_timeout_s=wait_timeout, on_wait=on_wait)
+        else:
+            outcome = _execute_with_progress(instance, name, tags, database, wait_timeout, on_wait)
+    except TimeoutError as exc:
+        raise UserError(str(exc)) from None
     with database.session() as session:
         run = session.get(SyncRun, outcome.run_id)
         counts: dict[str, Any] = dict(run.counts) if run is not None and run.counts else {}
@@ -93,3 +84,16 @@ def _print_summary(name: str, summary: dict[str, Any]) -> None:
     for key in SUMMARY_KEYS:
         table.add_row(key.replace("_", " "), str(summary[key]))
     console.print(table)
+
+
+def _execute_with_progress(instance: Any, name: str, tags: dict[str, str], database: Database, wait_timeout: float,
+                           on_wait: Any) -> runs.JobOutcome:
+    with Progress(TextColumn(f"Syncing [bold]{name}[/]"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("records"), TimeElapsedColumn(), console=errors, transient=True) as bar:
+        task = bar.add_task("sync", total=None)
+
+        def show(fetched: int, total: int | None) -> None:
+            bar.update(task, completed=fetched, total=total or None)
+
+        return runs.execute(instance, SYNC_JOB, name=name, tags=tags, partitioned=True, database=database,
+                            on_progress=show, wait_timeout_s=wait_timeout, on_wait=on_wait)
