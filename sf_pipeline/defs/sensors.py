@@ -9,7 +9,7 @@ Runs also end badly outside any step: a worker killed or out of memory, a run ca
 UI. ``run_watchdog`` marks runs whose worker stopped showing life as failed, and the two run
 status sensors turn any sync run that ended FAILURE or CANCELED without recording how into
 ``sync_failed`` and Error, with Dagster's reason; either way the integration's slot is freed, so
-the dispatcher requests a fresh run (see ``sf_pipeline.runs``).
+the dispatcher requests a fresh run (see ``sf_pipeline.lost_runs``).
 """
 
 
@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from sf_pipeline import leases, lifecycle, runs, scheduling
+from sf_pipeline import leases, lifecycle, lost_runs, scheduling
 from sf_pipeline.defs.jobs import health_job, sync_job
 from sf_pipeline.defs.partitions import PARTITIONS_NAME, integrations
 from sf_pipeline.defs.resources import SfPipelineResource
@@ -101,23 +101,23 @@ def run_watchdog(context: dg.SensorEvaluationContext, sf_pipeline: SfPipelineRes
     the lease, the run's last event) is older than the lease's time to live. Covers runs the CLI
     executes in its own process as well as runs the daemon launched, on any host."""
     services = sf_pipeline.services()
-    reaped = runs.reap_dead_runs(context.instance, services.database, services.settings)
+    reaped = lost_runs.reap_dead_runs(context.instance, services.database, services.settings)
     return dg.SkipReason(f"marked failed: {', '.join(reaped)}" if reaped else "every running run is alive")
 
 
 def _record_unfinished_sync(context: dg.RunStatusSensorContext, sf_pipeline: SfPipelineResource) -> None:
     run = context.dagster_run
-    name = run.tags.get(runs.PARTITION_TAG)
-    if not name or not runs.is_sync_run(run):
+    name = run.tags.get(lost_runs.PARTITION_TAG)
+    if not name or not lost_runs.is_sync_run(run):
         return
     services = sf_pipeline.services()
     leases.release(services.database, run.run_id)
-    if runs.refused_before_sync(context.instance, services.database, run.run_id):
+    if lost_runs.refused_before_sync(context.instance, services.database, run.run_id):
         return
     reason = context.dagster_event.message or f"run {run.status.value.lower()}"
     record = context.instance.get_run_record_by_id(run.run_id)
     started = record.start_time if record is not None else None
-    if runs.record_lost_run(services.database, services.settings, name, run.run_id, reason,
+    if lost_runs.record_lost_run(services.database, services.settings, name, run.run_id, reason,
                             started_at=datetime.fromtimestamp(started, UTC) if started else None):
         context.log.info(f"Recorded sync_failed for run {run.run_id} of '{name}': {reason}")
 
