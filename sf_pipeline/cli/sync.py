@@ -77,29 +77,29 @@ def _run(database: Database, name: str, *, full: bool, as_json: bool, wait_timeo
 
     instance = runs.dagster_instance(load_settings())
     runs.ensure_partition(instance, name)
+    tags = {"sf_pipeline/trigger": "cli", FULL_SYNC_TAG: "true" if full else "false"}
+    # The run holds the integration's lease; while another run holds it, this one waits.
+    on_wait = None if as_json else lambda run_id: errors.print(f"Waiting for run {run_id} of '{name}'…")
     try:
-        runs.wait_for_partition(
-            instance, name, timeout_s=wait_timeout,
-            on_wait=None if as_json else lambda run_id: errors.print(f"Waiting for run {run_id} of '{name}'…"),
-        )
+        if as_json or not errors.is_terminal:
+            return runs.execute(instance, SYNC_JOB, name=name, tags=tags, partitioned=True, database=database,
+                                run_config=run_config(), wait_timeout_s=wait_timeout, on_wait=on_wait)
+        # Until Salesforce reports the total (the first page's totalSize, or the Bulk job's record
+        # count) the bar stays empty with a note, rather than pulsing at "0/?".
+        with Progress(TextColumn(f"Syncing [bold]{name}[/]"), BarColumn(), TextColumn("{task.fields[note]}"),
+                      TimeElapsedColumn(), console=errors, transient=True) as bar:
+            task = bar.add_task("sync", total=1, completed=0, note="waiting for Salesforce's first answer")
+
+            def show(fetched: int, total: int | None) -> None:
+                if total:
+                    bar.update(task, completed=min(fetched, total), total=total,
+                               note=f"{fetched:,}/{total:,} records fetched")
+
+            return runs.execute(instance, SYNC_JOB, name=name, tags=tags, partitioned=True, database=database,
+                                on_progress=show, run_config=run_config(), wait_timeout_s=wait_timeout,
+                                on_wait=on_wait)
     except TimeoutError as exc:
         raise UserError(str(exc)) from None
-    tags = {"sf_pipeline/trigger": "cli", FULL_SYNC_TAG: "true" if full else "false"}
-    if as_json or not errors.is_terminal:
-        return runs.execute(instance, SYNC_JOB, name=name, tags=tags, partitioned=True, run_config=run_config())
-    # Until Salesforce reports the total (the first page's totalSize, or the Bulk job's record
-    # count) the bar stays empty with a note, rather than pulsing at "0/?".
-    with Progress(TextColumn(f"Syncing [bold]{name}[/]"), BarColumn(), TextColumn("{task.fields[note]}"),
-                  TimeElapsedColumn(), console=errors, transient=True) as bar:
-        task = bar.add_task("sync", total=1, completed=0, note="waiting for Salesforce's first answer")
-
-        def show(fetched: int, total: int | None) -> None:
-            if total:
-                bar.update(task, completed=min(fetched, total), total=total,
-                           note=f"{fetched:,}/{total:,} records fetched")
-
-        return runs.execute(instance, SYNC_JOB, name=name, tags=tags, partitioned=True,
-                            database=database, on_progress=show, run_config=run_config())
 
 
 def sync_summary(database: Database, outcome: JobOutcome) -> dict[str, Any]:

@@ -146,7 +146,8 @@ def users_metadata(summary: SyncSummary) -> dict[str, Any]:
     retry_policy=RETRY_POLICY,
 )
 def salesforce_sync(
-    context: dg.AssetExecutionContext, config: SyncConfig, sf_pipeline: SfPipelineResource
+    context: dg.AssetExecutionContext, config: SyncConfig, sf_pipeline: SfPipelineResource,
+    run_lease: dg.ResourceParam[None],  # the run holds its integration's lease (defs/run_lease.py)
 ) -> Iterator[dg.MaterializeResult[Any]]:
     selected = set(context.selected_asset_keys)
     refuse_partial_selection(selected)

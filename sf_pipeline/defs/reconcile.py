@@ -26,7 +26,11 @@ USERS_ASSET = dg.AssetKey("spotzee_users")
 
 @dg.op(description="Compare the org with the users by Id: purged records flagged deleted, records outside the "
        "rules flagged out of scope, missing ones fetched; drift per object measured.")
-def reconcile_users(context: dg.OpExecutionContext, sf_pipeline: SfPipelineResource) -> None:
+def reconcile_users(
+    context: dg.OpExecutionContext,
+    sf_pipeline: SfPipelineResource,
+    run_lease: dg.ResourceParam[None],  # held like a sync's: a reconciliation never interleaves with one
+) -> None:
     try:
         summary = run_reconcile(sf_pipeline.services(), context.partition_key, context.run.run_id)
     except (HealthCheckFailed, UserError, SalesforceError, ConnectionError) as exc:

@@ -295,6 +295,24 @@ class User(Base):
     converted_to: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
 
+class IntegrationLease(Base):
+    """Who may sync an integration right now: at most one run (see ``sf_pipeline.leases``).
+
+    The row is kept when released (``run_id`` NULL), so taking the lease is always an UPDATE that
+    the database applies atomically on SQLite and PostgreSQL alike."""
+
+    __tablename__ = "integration_leases"
+
+    integration_id: Mapped[int] = mapped_column(
+        ForeignKey("integrations.id", ondelete="CASCADE"), primary_key=True
+    )
+    run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    host: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    acquired_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
 # The upsert's staging table on PostgreSQL: a change chunk is COPYed here, then merged into
 # ``users`` by one INSERT ... SELECT. Temporary (each session its own), dropped when the chunk's
 # transaction commits; never part of the schema the migrations own, hence its own MetaData.

@@ -114,7 +114,6 @@ def extract(services: Services, name: str, run_id: str, *, full: bool = False) -
         force_full = full or integration.full_sync_requested
     out = run_dir(services, name, run_id)
     shutil.rmtree(out, ignore_errors=True)  # a retried step starts its chunks afresh
-    _clear_old_runs(services, name, keep=run_id)
     client = services.open_client(name)
     preflight(services, client, name, run_id, now=now)
     with services.database.session() as session:
@@ -284,12 +283,3 @@ class _Progress:
             session.execute(
                 update(SyncRun).where(SyncRun.run_id == self.run_id).values(fetched=self.fetched, total=self.total)
             )
-
-
-def _clear_old_runs(services: Services, name: str, *, keep: str) -> None:
-    """Chunks of runs that died are useless once a new run starts (no two runs overlap)."""
-    base = services.settings.work_dir / name
-    if base.exists():
-        for child in base.iterdir():
-            if child.name != keep:
-                shutil.rmtree(child, ignore_errors=True)

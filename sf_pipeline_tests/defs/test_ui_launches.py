@@ -18,6 +18,7 @@ from sf_pipeline.connect import connect
 from sf_pipeline.definitions import defs
 from sf_pipeline.defs.assets import salesforce_sync
 from sf_pipeline.defs.checks import salesforce_health
+from sf_pipeline.defs.run_lease import run_lease
 from sf_pipeline.events import EventType
 from sf_pipeline.health import CheckName
 from sf_pipeline.salesforce.oauth import ClientCredentials, RefreshTokenImport
@@ -39,7 +40,8 @@ def asset_job(p: Pipeline) -> dg.JobDefinition:
     """The job the UI launches asset materializations and check executions on, with the
     resource pointing at this test's database."""
     return dg.Definitions(
-        assets=[salesforce_sync], asset_checks=[salesforce_health], resources={"sf_pipeline": dagster_resource(p)},
+        assets=[salesforce_sync], asset_checks=[salesforce_health],
+        resources={"sf_pipeline": dagster_resource(p), "run_lease": run_lease},
     ).resolve_implicit_global_asset_job_def()
 
 
