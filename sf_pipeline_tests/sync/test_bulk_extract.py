@@ -148,7 +148,8 @@ def test_each_object_gets_its_api_and_a_failed_bulk_job_falls_back_to_rest_for_t
     small_sandbox: SandboxHandle, client: SalesforceClient, tmp_path: Path
 ) -> None:
     org = small_sandbox.org
-    plans = [(full_plan(name, email_mapping(client, name)), email_mapping(client, name)) for name in ("Lead", "Contact")]
+    mappings = [email_mapping(client, name) for name in ("Lead", "Contact")]
+    plans = [(full_plan(m.object_name, m), m) for m in mappings]
     org.fail_next_bulk_job("Query timed out in the sandbox")  # the first job created: Lead's
     journal = RecordingJournal()
     bulk = BulkQueryClient(client, page_records=120, poll=FAST)

@@ -51,12 +51,12 @@ def test_org_counts_ask_the_org_once_per_object_for_live_records_under_the_rules
     leads = org.records("Lead")
     org.delete("Lead", [leads[0]["Id"]])
     hot = sum(1 for r in org.records("Lead") if r.get("Rating") == "Hot")
-    with pipeline(small_sandbox, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path) as p:
-        with p.services.open_client(p.name) as client:
-            before = client.api_calls
-            everything = org_counts(client, [("Lead", None), ("Contact", None)])
-            under_rules = org_counts(client, [("Lead", "Rating = 'Hot'")])
-            assert client.api_calls - before == 3
+    with pipeline(small_sandbox, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path) as p, \
+            p.services.open_client(p.name) as client:
+        before = client.api_calls
+        everything = org_counts(client, [("Lead", None), ("Contact", None)])
+        under_rules = org_counts(client, [("Lead", "Rating = 'Hot'")])
+        assert client.api_calls - before == 3
     assert everything == {"Lead": len(leads) - 1, "Contact": len(org.records("Contact"))}
     assert under_rules == {"Lead": hot} and 0 < hot < len(leads) - 1
 
