@@ -10,6 +10,7 @@ resource) and waits there if the CLI got it first. Dead runs in the way are reap
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import threading
@@ -39,7 +40,24 @@ def dagster_instance(settings: Settings) -> dg.DagsterInstance:
     if not config.exists() and Path("dagster.yaml").exists():
         shutil.copyfile("dagster.yaml", config)
     os.environ["DAGSTER_HOME"] = str(home)
-    return dg.DagsterInstance.get()
+    ready = home / ".storage-ready"
+    if ready.exists():
+        return dg.DagsterInstance.get()
+    # Dagster's SQLite storages create their tables and stamp Alembic's version the first time each
+    # is opened, with no lock: processes opening a new instance at once (three `sf-pipeline sync`
+    # started together) both insert the version row and one fails. The first open of each storage
+    # therefore happens under a file lock, once per Dagster home.
+    with open(home / ".storage-init.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            instance = dg.DagsterInstance.get()
+            instance.get_runs_count()  # run storage
+            instance.has_dynamic_partition("integrations", "")  # event log storage
+            instance.all_instigator_state()  # schedule storage
+            ready.touch()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return instance
 
 
 def ensure_partition(instance: dg.DagsterInstance, name: str) -> None:
