@@ -46,7 +46,7 @@ from sf_pipeline.sync.plan import ObjectPlan
 log = logging.getLogger("sf_pipeline.sync")
 
 # Failures that end the run rather than fall back: REST would meet them too.
-_FATAL = (ApiLimitError, AuthenticationError)
+FATAL_ERRORS = (ApiLimitError, AuthenticationError)
 
 
 class Journal(Protocol):
@@ -71,7 +71,7 @@ def abort_leftover_jobs(bulk: BulkQueryClient, leftovers: Sequence[Any], forget:
         try:
             bulk.abort(job.job_id)
             log.info("Aborted Bulk API job %s (%s) left open by run %s", job.job_id, job.object_name, job.run_id)
-        except _FATAL:
+        except FATAL_ERRORS:
             raise
         except SalesforceError as exc:
             log.info("Bulk API job %s (%s) left by run %s was not aborted (%s); its results are ignored",
@@ -148,7 +148,7 @@ def _estimate_then_extract(
 def _start_job(bulk: BulkQueryClient, plan: ObjectPlan, journal: Journal) -> tuple[str | None, str | None]:
     try:
         job = bulk.create(plan.soql(ordered=False), include_deleted=True)
-    except _FATAL as exc:
+    except FATAL_ERRORS as exc:
         log.error("%s: Bulk API 2.0 job not created: %s", plan.object_name, exc.message)
         raise
     except SalesforceError as exc:
@@ -178,31 +178,31 @@ def _bulk_or_fallback(
     try:
         result = extract_bulk(bulk, job_id, plan, mapping, out_dir=out_dir, rows_per_chunk=options.rows_per_chunk,
                               on_page=options.on_page, on_total=options.on_total, expected=expected)
-    except _FATAL as exc:
+    except FATAL_ERRORS as exc:
         log.error("%s: Bulk API 2.0 job %s stopped: %s", plan.object_name, job_id, exc.message)
-        _abort_quietly(bulk, job_id, journal)
+        abort_quietly(bulk, job_id, journal)
         raise
     except SalesforceError as exc:
         log.warning("%s: Bulk API 2.0 job %s failed (%s); falling back to REST", plan.object_name, job_id,
                     exc.message)
-        _abort_quietly(bulk, job_id, journal)
+        abort_quietly(bulk, job_id, journal)
         _remove_chunks(out_dir, plan.object_name)
         return _rest(client, plan, mapping, out_dir=out_dir, options=options,
                      reason=_fallback_reason(f"job {job_id}: {exc.message}"))
     except BaseException:
-        _abort_quietly(bulk, job_id, journal)
+        abort_quietly(bulk, job_id, journal)
         raise
     journal.forget(job_id)
     result.api_reason = choice.reason
     return result
 
 
-def _abort_quietly(bulk: BulkQueryClient, job_id: str, journal: Journal) -> None:
+def abort_quietly(bulk: BulkQueryClient, job_id: str, journal: Journal) -> None:
     """Abort a job this run gives up on; if even that fails, the journal keeps it for the next run."""
     try:
         bulk.abort(job_id)
     except SalesforceError as exc:
-        if isinstance(exc, _FATAL) or exc.status is None or exc.status >= 500:
+        if isinstance(exc, FATAL_ERRORS) or exc.status is None or exc.status >= 500:
             log.info("Bulk API job %s not aborted now (%s); the next run aborts it", job_id, exc.message)
             return
         # Otherwise Salesforce refused because the job already ended (Failed, JobComplete, Aborted).

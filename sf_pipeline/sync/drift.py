@@ -65,7 +65,7 @@ def explain(drifts: Sequence[ObjectDrift], reconciled: Mapping[str, ObjectReconc
             parts.append(f"{done.invalid_records} record(s) under the rules failed validation and were not synced")
         if done is not None and done.in_scope_ids != d.org_count:
             parts.append(f"the org changed while reconciling: the Id scan saw {done.in_scope_ids} record(s) under "
-                         f"the rules, COUNT() then found {d.org_count}; the next sync settles it")
+                         f"the rules, COUNT() found {d.org_count}; the next sync settles it")
         if done is None:
             parts.append("not reconciled in this run")
         if not parts:

@@ -53,7 +53,10 @@ IN_SCOPE = "in_scope"
 @dataclass
 class ObjectReconciliation:
     object_name: str
-    scan: str = "rest"  # "rest" (Id-only query) or "extract" (the full sync's own records)
+    # The Id scan: "rest" or "bulk" (the Id-only query over that API) or "extract" (the full
+    # sync's own records), and why that API (a fallback from Bulk to REST names the failure).
+    scan: str = "rest"
+    scan_reason: str | None = None
     in_scope_ids: int = 0
     refetched: int = 0
     created: int = 0

@@ -11,8 +11,10 @@ rules. It misses:
   changed without the record changing).
 
 Per object, reconciliation takes the Ids under the rules (a full sync's own extract, or an
-Id-only scan: ``SELECT Id FROM X WHERE <rules>``), compares them with the stored users, asks
-``queryAll`` about the users left over (by Id, in batches), and then:
+Id-only scan: ``SELECT Id FROM X WHERE <rules>``, over a Bulk API 2.0 ``query`` job when the
+integration's ``api`` option and the object's ``COUNT()`` call for it, REST otherwise), compares
+them with the stored users, asks ``queryAll`` about the users left over (by Id, in batches), and
+then:
 
 - a user whose record is gone from ``queryAll`` → ``deleted``, ``deleted_reason = 'purged'``;
 - a user whose record is in the Recycle Bin → ``deleted``, ``deleted_reason = 'deleted'``;
@@ -29,6 +31,7 @@ re-fetched users it may have written are as correct as any sync's (the upsert is
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -37,14 +40,19 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import bindparam, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from sf_pipeline.mapping import ResolvedMapping
+from sf_pipeline.salesforce.bulk import BulkJobFailed, BulkQueryClient
 from sf_pipeline.salesforce.describe import ObjectDescribe
+from sf_pipeline.salesforce.errors import SalesforceError
 from sf_pipeline.storage.models import Integration, User
 from sf_pipeline.storage.users import StoredUsers
+from sf_pipeline.sync.api_choice import ApiChoice, choose_by_estimate
+from sf_pipeline.sync.bulk_extract import FATAL_ERRORS, Journal, abort_quietly
 from sf_pipeline.sync.chunks import DEFAULT_ROWS_PER_CHUNK, read_chunks
 from sf_pipeline.sync.diff import diff_object
 from sf_pipeline.sync.extract import PAGE_SIZE, RestBatches, arrow_schema, extract_object
@@ -66,6 +74,9 @@ DEFAULT_EVERY_DAYS = 7
 ID_BATCH = 200
 # Above this many records to fetch again, one rule-filtered query is cheaper than Id batches.
 REFETCH_BY_ID_MAX = 20_000
+
+log = logging.getLogger("sf_pipeline.sync")
+ID_SCHEMA = pa.schema([pa.field("Id", pa.string())])
 
 SessionFactory = Callable[[], AbstractContextManager[Session]]
 
@@ -102,6 +113,8 @@ class Scan:
     live: set[str] = field(default_factory=set)
     binned: set[str] = field(default_factory=set)
     source: str = "rest"
+    # Why this API scanned (``api: bulk``, the count against the threshold, a Bulk fallback).
+    reason: str | None = None
 
 
 def due_reasons(integration: Integration, *, now: datetime, full_objects: Sequence[str] = ()) -> list[str]:
@@ -129,12 +142,74 @@ def scan_from_chunks(chunk_paths: Iterable[str]) -> Scan:
     return scan
 
 
-def scan_ids(client: ReconcileClient, object_name: str, where: str | None, *, page_size: int = PAGE_SIZE) -> Scan:
+def id_soql(object_name: str, where: str | None) -> str:
+    return f"SELECT Id FROM {object_name}" + (f" WHERE {where}" if where else "")
+
+
+def scan_ids(client: ReconcileClient, object_name: str, where: str | None, *, page_size: int = PAGE_SIZE,
+             reason: str | None = None) -> Scan:
     """The Id-only scan over REST: ``query`` (not ``queryAll``), so only live records."""
-    soql = f"SELECT Id FROM {object_name}" + (f" WHERE {where}" if where else "")
-    scan = Scan(source="rest")
-    for page in client.query_pages(soql, include_deleted=False, batch_size=page_size):
+    scan = Scan(source="rest", reason=reason)
+    for page in client.query_pages(id_soql(object_name, where), include_deleted=False, batch_size=page_size):
         scan.live.update(r["Id"] for r in page.records)
+    return scan
+
+
+def choose_scan_api(setting: str, org_count: int, threshold: int) -> ApiChoice:
+    """The extract's rule (``sf_pipeline.sync.api_choice``) with the object's ``COUNT()`` under
+    the rules as the estimate: the Id scan returns exactly those records."""
+    if setting == "rest":
+        return ApiChoice("rest", "api: rest")
+    if setting == "bulk":
+        return ApiChoice("bulk", "api: bulk")
+    choice = choose_by_estimate(org_count, threshold)
+    return ApiChoice(choice.api, choice.reason.replace("incremental estimate", "COUNT()"))
+
+
+def scan_ids_bulk(bulk: BulkQueryClient, journal: Journal, object_name: str, where: str | None, *,
+                  expected: int | None = None) -> Scan:
+    """The Id-only scan as a Bulk API 2.0 ``query`` job (live records only, as over REST): one job,
+    its status polls, then one results call per page (``maxRecords``, 50,000 by default), each
+    page's Ids added to the set as it arrives. The job is written down in the journal while open
+    and aborted if the scan gives up on it. Raises what the job or a page raised."""
+    job = bulk.create(id_soql(object_name, where), include_deleted=False)
+    journal.remember(object_name, job.id)
+    try:
+        done = bulk.wait(job.id, expected=expected)
+        scan = Scan(source="bulk")
+        seen = 0
+        for page in bulk.pages(job.id, ID_SCHEMA):
+            ids = page.table.column("Id").to_pylist()
+            seen += len(ids)
+            scan.live.update(ids)
+        if seen != done.records_processed:
+            raise BulkJobFailed(f"Bulk API job {job.id} reported {done.records_processed} records but its pages "
+                                f"held {seen}", error_code="CountMismatch")
+    except BaseException:
+        abort_quietly(bulk, job.id, journal)
+        raise
+    journal.forget(job.id)
+    return scan
+
+
+def scan_with(client: ReconcileClient, bulk: BulkQueryClient, journal: Journal, object_name: str,
+              where: str | None, choice: ApiChoice, *, org_count: int | None = None,
+              page_size: int = PAGE_SIZE) -> Scan:
+    """The Id-only scan over the chosen API. A Bulk job that cannot be created, ends ``Failed`` or
+    cannot be read falls back to REST, logged with the reason (as the extract does); an API limit
+    or a rejected login ends the run, since REST would meet it too."""
+    if choice.api == "rest":
+        return scan_ids(client, object_name, where, page_size=page_size, reason=choice.reason)
+    try:
+        scan = scan_ids_bulk(bulk, journal, object_name, where, expected=org_count)
+    except FATAL_ERRORS as exc:
+        log.error("%s: Bulk API 2.0 Id scan stopped: %s", object_name, exc.message)
+        raise
+    except SalesforceError as exc:
+        log.warning("%s: Bulk API 2.0 Id scan failed (%s); falling back to REST", object_name, exc.message)
+        return scan_ids(client, object_name, where, page_size=page_size,
+                        reason=f"fell back from Bulk API 2.0: {exc.message}")
+    scan.reason = choice.reason
     return scan
 
 
@@ -193,7 +268,8 @@ def compare_object(
     that lack a current user and are not among ``fetched`` (this run's own live records). Reads
     the users table, writes nothing to it (see ``write_flags`` and the stages)."""
     name = target.object_name
-    result = ObjectReconciliation(object_name=name, scan=scan.source, in_scope_ids=len(scan.live))
+    result = ObjectReconciliation(object_name=name, scan=scan.source, scan_reason=scan.reason,
+                                  in_scope_ids=len(scan.live))
     with session_factory() as session:
         stored = _stored_users(session, integration_id, name)
     leftover = [sf_id for sf_id in stored if sf_id not in scan.live]

@@ -7,13 +7,18 @@ is split the same way:
   due (``reconcile.due_reasons``: a full sync, a last successful sync older than the 15-day
   Recycle Bin horizon, or the integration's ``reconcile_every_days`` elapsed), the Id scans,
   the lookups by Id and the records to fetch again (their chunks join the object's extract, so
-  the diff and upsert treat them as any other); then one ``COUNT()`` per object for drift.
+  the diff and upsert treat them as any other); with one ``COUNT()`` per object for drift, taken
+  first because it also chooses the Id scan's API.
 - In the sync's upsert (``after_sync``), with no Salesforce call: users of records fetched under
   the rules are in scope again, converted Leads get their links, the flags are written in one
   transaction, and drift is measured against the counts.
 - On demand (``run_reconcile``: ``sf-pipeline reconcile NAME`` and the Dagster ``reconcile``
   job): the credentials and field-mappings checks, then every object's Salesforce side, then
   the writes.
+
+The Id scan uses a Bulk API 2.0 ``query`` job when the integration's ``api`` is ``bulk``, or
+``auto`` with the object's ``COUNT()`` above ``Services.bulk_threshold`` (the extract's rule,
+with the count as the estimate); REST otherwise, and REST again when the job fails.
 
 In every case each Salesforce call of the run precedes its first flag: an interrupted run flags
 nothing. Neither moves a watermark: reconciliation re-reads by Id, never by ``LastModifiedDate``.
@@ -33,9 +38,12 @@ import pyarrow.compute as pc
 from sf_pipeline.events import EventType, record_event
 from sf_pipeline.mapping import resolve_object_mapping
 from sf_pipeline.rules import Rule, compile_where
+from sf_pipeline.salesforce.bulk import BulkQueryClient
+from sf_pipeline.storage.bulk_jobs import JobJournal
 from sf_pipeline.storage.integrations import get_integration
 from sf_pipeline.storage.models import Integration, IntegrationStatus
 from sf_pipeline.sync import conversions, drift, reconcile
+from sf_pipeline.sync.bulk_extract import Journal, abort_leftover_jobs
 from sf_pipeline.sync.chunks import read_chunks
 from sf_pipeline.sync.fields import with_sync_fields
 from sf_pipeline.sync.lifecycle import SetupIncompleteError
@@ -73,9 +81,16 @@ def _live_ids(chunk_paths: Iterable[str]) -> list[str]:
     return ids
 
 
+def _scan(services: Services, client: ReconcileClient, bulk: BulkQueryClient, journal: Journal, api: str,
+          object_name: str, where: str | None, org_count: int) -> reconcile.Scan:
+    choice = reconcile.choose_scan_api(api, org_count, services.bulk_threshold)
+    return reconcile.scan_with(client, bulk, journal, object_name, where, choice, org_count=org_count,
+                               page_size=services.page_size)
+
+
 def before_diff(
-    services: Services, client: ReconcileClient, name: str, objects: list[ExtractedObject], *, work_dir: Path,
-    now: datetime,
+    services: Services, client: ReconcileClient, bulk: BulkQueryClient, journal: Journal, name: str,
+    objects: list[ExtractedObject], *, work_dir: Path, now: datetime,
 ) -> tuple[Reconciliation | None, dict[str, int]]:
     """A sync's reconciliation, Salesforce side (see the module docstring); returns it (or None
     when not due) and each object's COUNT() under its rules."""
@@ -88,6 +103,8 @@ def before_diff(
         targets = {t.object_name: t for t in object_targets(client, integration)
                    if t.object_name in wanted} if reasons else {}
         integration_id = integration.id
+        api = integration.api or "auto"
+    counts = drift.org_counts(client, [(o.object_name, o.where) for o in objects])
     done = None
     if reasons:
         done = Reconciliation(reasons=reasons, everything=everything)
@@ -96,7 +113,8 @@ def before_diff(
             if target is None:
                 continue
             scan = (reconcile.scan_from_chunks(obj.chunk_paths) if obj.full
-                    else reconcile.scan_ids(client, obj.object_name, obj.where, page_size=services.page_size))
+                    else _scan(services, client, bulk, journal, api, obj.object_name, obj.where,
+                               counts[obj.object_name]))
             found = reconcile.compare_object(
                 client, services.database.session, target, scan, integration_id=integration_id,
                 work_dir=work_dir / "reconcile", fetched=_live_ids(obj.chunk_paths), page_size=services.page_size,
@@ -108,7 +126,6 @@ def before_diff(
                 obj.total += found.refetch.fetched
                 found.refetch = None
             done.objects.append(found)
-    counts = drift.org_counts(client, [(o.object_name, o.where) for o in objects])
     return done, counts
 
 
@@ -182,12 +199,16 @@ def run_reconcile(services: Services, name: str, run_id: str) -> dict[str, Any]:
             integration = get_integration(session, name)
             targets = object_targets(client, integration)
             integration_id, project_id = integration.id, integration.project_id
+            api = integration.api or "auto"
+        journal = JobJournal(services.database, integration_id, run_id)
+        bulk = BulkQueryClient(client, page_records=services.bulk_page_records, poll=services.bulk_poll)
+        abort_leftover_jobs(bulk, journal.leftovers(), journal.forget)
+        counts = drift.org_counts(client, [(t.object_name, t.where) for t in targets])
         found = [reconcile.compare_object(
-            client, session_factory, target, reconcile.scan_ids(client, target.object_name, target.where,
-                                                                 page_size=services.page_size),
+            client, session_factory, target,
+            _scan(services, client, bulk, journal, api, target.object_name, target.where, counts[target.object_name]),
             integration_id=integration_id, work_dir=work, page_size=services.page_size,
             rows_per_chunk=services.rows_per_chunk) for target in targets]
-        counts = drift.org_counts(client, [(t.object_name, t.where) for t in targets])
         # Every Salesforce call is done: now the writes.
         for result in found:
             if result.refetch is None:

@@ -134,7 +134,8 @@ def extract(services: Services, name: str, run_id: str, *, full: bool = False) -
     # Imported here: reconcile_service builds on this module's Services and preflight.
     from sf_pipeline.sync.reconcile_service import before_diff
 
-    reconciliation, org_counts = before_diff(services, client, name, objects, work_dir=out, now=now)
+    reconciliation, org_counts = before_diff(services, client, bulk, journal, name, objects, work_dir=out,
+                                               now=now)
     return ExtractManifest(
         integration=name,
         run_id=run_id,

@@ -3,8 +3,10 @@ against the sandbox org over HTTPS."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ from sqlalchemy import select
 
 from sf_pipeline.sandbox.state import Org
 from sf_pipeline.sandbox.testing import SandboxHandle, serve_in_thread
-from sf_pipeline.storage.models import User
+from sf_pipeline.storage.models import BulkQueryJob, User
 from sf_pipeline.sync.reconcile_service import run_reconcile
 from sf_pipeline.sync.service import HealthCheckFailed
 from sf_pipeline_tests.conftest import trust
@@ -303,3 +305,116 @@ def test_reconcile_api_cost_is_one_call_per_page_of_ids_plus_lookups_and_counts(
     reconcile(synced)
     # Three leftover users: one lookup by Id (up to 200 Ids a call).
     assert org.counters.snapshot()["query"] == 2 * len(in_scope) + 1
+
+
+# ----------------------------------------------------------------------------- which API scans Ids
+
+
+def with_api(api: str) -> str:
+    return SPEC.replace("project_id: 42\n", f"project_id: 42\napi: {api}\n")
+
+
+@contextmanager
+def synced_with(sandbox: SandboxHandle, database_url: str, home: Path, api: str) -> Iterator[Pipeline]:
+    home.mkdir()
+    with pipeline(sandbox, database_url, home, spec=with_api(api), clock=sandbox.org.clock.now) as p:
+        p.services.bulk_page_records = 2  # several results pages per Bulk scan
+        p.sync()
+        yield p
+
+
+def drift_the_org(org: Org) -> tuple[str, str]:
+    """One Hot lead purged, one turned Cold: what only reconciliation sees."""
+    purged, cooled = hot_leads(org)[:2]
+    org.purge("Lead", [purged])
+    org.update("Lead", cooled, {"Rating": "Cold"})
+    later(org, minutes=30)
+    return purged, cooled
+
+
+def id_scan_jobs(org: Org) -> list[tuple[str, str]]:
+    return [(job.operation, job.query) for job in org.bulk.jobs(org) if job.query.startswith("SELECT Id FROM")]
+
+
+def flags(result: dict[str, Any]) -> dict[str, tuple[int, int, int]]:
+    return {name: (o["purged"], o["out_of_scope"], o["in_scope_ids"]) for name, o in result["objects"].items()}
+
+
+def test_reconcile_with_api_bulk_scans_ids_over_bulk_and_flags_the_same_users_as_rest(
+    org_sandbox: SandboxHandle, database_url: str, tmp_path: Path
+) -> None:
+    org = org_sandbox.org
+    with (synced_with(org_sandbox, f"sqlite:///{tmp_path / 'rest.db'}", tmp_path / "rest", "rest") as rest,
+          synced_with(org_sandbox, database_url, tmp_path / "bulk", "bulk") as bulk):
+        purged, cooled = drift_the_org(org)
+        over_rest = reconcile(rest)
+        jobs_before = len(id_scan_jobs(org))
+        over_bulk = reconcile(bulk)
+        scans = id_scan_jobs(org)[jobs_before:]
+        assert {n: o["scan"] for n, o in over_bulk["objects"].items()} == dict.fromkeys(
+            ("Lead", "Contact", "CampaignMember"), "bulk")
+        assert {o["scan_reason"] for o in over_bulk["objects"].values()} == {"api: bulk"}
+        assert sorted(scans) == sorted([("query", "SELECT Id FROM Lead WHERE (Rating = 'Hot')"),
+                                        ("query", "SELECT Id FROM Contact"),
+                                        ("query", "SELECT Id FROM CampaignMember")])
+        assert {o["scan"] for o in over_rest["objects"].values()} == {"rest"}
+        assert flags(over_bulk) == flags(over_rest)
+        assert flags(over_bulk)["Lead"] == (1, 1, len(hot_leads(org)))
+        assert table(bulk) == table(rest)
+        assert (user(bulk, "Lead", purged).deleted_reason, user(bulk, "Lead", cooled).in_scope) == ("purged", False)
+        assert over_bulk["drift"] == {"Lead": 0, "Contact": 0, "CampaignMember": 0}
+        with bulk.database.session() as session:
+            assert session.scalars(select(BulkQueryJob)).all() == []  # every scan job was crossed off
+
+
+def test_failed_bulk_id_scan_falls_back_to_rest_with_the_same_result(
+    org_sandbox: SandboxHandle, database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    org = org_sandbox.org
+    with (synced_with(org_sandbox, f"sqlite:///{tmp_path / 'rest.db'}", tmp_path / "rest", "rest") as rest,
+          synced_with(org_sandbox, database_url, tmp_path / "bulk", "bulk") as bulk):
+        drift_the_org(org)
+        over_rest = reconcile(rest)
+        caplog.set_level(logging.INFO)
+        org.fail_next_bulk_job("Query timed out in the sandbox")
+        over_bulk = reconcile(bulk)
+        # Objects are scanned in the summary's order: the first one's job is the one that fails.
+        first, *others = over_bulk["objects"]
+        scans = {n: o["scan"] for n, o in over_bulk["objects"].items()}
+        assert scans == {first: "rest", **dict.fromkeys(others, "bulk")}
+        assert over_bulk["objects"][first]["scan_reason"] == (
+            "fell back from Bulk API 2.0: Bulk API job "
+            f"{org.bulk.jobs(org)[-3].id} ended Failed: Query timed out in the sandbox")
+        logged = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("sf_pipeline"))
+        assert f"{first}: Bulk API 2.0 Id scan failed (" in logged and "falling back to REST" in logged
+        assert flags(over_bulk) == flags(over_rest)
+        assert flags(over_bulk)["Lead"][:2] == (1, 1)
+        assert table(bulk) == table(rest)
+        with bulk.database.session() as session:
+            assert session.scalars(select(BulkQueryJob)).all() == []
+
+
+def test_reconcile_with_api_rest_scans_ids_over_rest_and_creates_no_bulk_job(
+    org_sandbox: SandboxHandle, database_url: str, tmp_path: Path
+) -> None:
+    org = org_sandbox.org
+    with synced_with(org_sandbox, database_url, tmp_path / "rest", "rest") as rest:
+        rest.services.bulk_threshold = 0  # every count is above it: the option alone keeps REST
+        drift_the_org(org)
+        jobs_before = org.bulk.count()
+        result = reconcile(rest)
+        assert {n: (o["scan"], o["scan_reason"]) for n, o in result["objects"].items()} == dict.fromkeys(
+            ("Lead", "Contact", "CampaignMember"), ("rest", "api: rest"))
+        assert org.bulk.count() == jobs_before
+        assert flags(result)["Lead"][:2] == (1, 1)
+
+
+def test_reconcile_under_auto_scans_over_bulk_only_objects_counted_above_the_threshold(synced: Pipeline) -> None:
+    org = synced.sandbox.org
+    synced.services.bulk_threshold = 2  # Lead has 4 Hot records, Contact 2, CampaignMember 2
+    result = reconcile(synced)
+    assert {n: o["scan"] for n, o in result["objects"].items()} == {
+        "Lead": "bulk", "Contact": "rest", "CampaignMember": "rest"}
+    assert result["objects"]["Lead"]["scan_reason"] == "COUNT() 4 > 2 records"
+    assert result["objects"]["Contact"]["scan_reason"] == "COUNT() 2 <= 2 records"
+    assert id_scan_jobs(org) == [("query", "SELECT Id FROM Lead WHERE (Rating = 'Hot')")]
