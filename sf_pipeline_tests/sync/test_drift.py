@@ -89,7 +89,7 @@ def test_invalid_records_and_an_org_that_moved_during_the_run_are_both_named() -
     reasons = explain([ObjectDrift("Lead", 10, 8)],
                       {"Lead": ObjectReconciliation("Lead", in_scope_ids=9, invalid_records=2)})
     assert reasons["Lead"].startswith("2 record(s) under the rules failed validation")
-    assert "the Id scan saw 9 record(s)" in reasons["Lead"] and "COUNT() then found 10" in reasons["Lead"]
+    assert "the Id scan saw 9 record(s)" in reasons["Lead"] and "COUNT() found 10" in reasons["Lead"]
 
 
 def test_unexplained_drift_after_a_clean_reconcile_asks_to_reconcile_again() -> None:

@@ -101,7 +101,8 @@ def test_a_full_extract_reconciles_every_object_from_its_own_records_and_counts_
 ) -> None:
     objects = extract(p, tmp_path / "run", full=True)
     with p.services.open_client(p.name) as client:
-        done, counts = before_diff(p.services, client, p.name, objects, work_dir=tmp_path / "run", now=later(p))
+        done, counts = before_diff(p.services, client, BulkQueryClient(client), NoJournal(), p.name, objects,
+                                  work_dir=tmp_path / "run", now=later(p))
     assert counts == {"Lead": HOT, "Contact": 2, "CampaignMember": 2}
     assert done is not None and done.reasons == ["full sync"] and done.everything
     found = {r.object_name: r for r in done.objects}
@@ -119,7 +120,8 @@ def test_an_incremental_extract_with_nothing_due_only_counts_the_org(p: Pipeline
     assert not any(o.full for o in objects)
     with p.services.open_client(p.name) as client:
         before = client.api_calls
-        done, counts = before_diff(p.services, client, p.name, objects, work_dir=tmp_path / "run", now=later(p))
+        done, counts = before_diff(p.services, client, BulkQueryClient(client), NoJournal(), p.name, objects,
+                                  work_dir=tmp_path / "run", now=later(p))
         spent = client.api_calls - before
     assert done is None
     assert counts == {"Lead": HOT, "Contact": 2, "CampaignMember": 2}
@@ -135,7 +137,8 @@ def test_only_the_objects_synced_in_full_are_reconciled_when_nothing_else_is_due
     # Contact's configuration changed, so its extract is full; the others stay incremental.
     objects = [dataclasses.replace(o, full=True) if o.object_name == "Contact" else o for o in objects]
     with p.services.open_client(p.name) as client:
-        done, counts = before_diff(p.services, client, p.name, objects, work_dir=tmp_path / "run", now=later(p))
+        done, counts = before_diff(p.services, client, BulkQueryClient(client), NoJournal(), p.name, objects,
+                                  work_dir=tmp_path / "run", now=later(p))
     assert done is not None
     assert (done.reasons, done.everything) == (["full sync"], False)
     assert [r.object_name for r in done.objects] == ["Contact"]
@@ -147,7 +150,8 @@ def test_an_overdue_schedule_reconciles_every_object_even_incremental_ones(p: Pi
     later(p, days=8)
     objects = extract(p, tmp_path / "run", full=False)
     with p.services.open_client(p.name) as client:
-        done, _ = before_diff(p.services, client, p.name, objects, work_dir=tmp_path / "run", now=later(p))
+        done, _ = before_diff(p.services, client, BulkQueryClient(client), NoJournal(), p.name, objects,
+                                  work_dir=tmp_path / "run", now=later(p))
     assert done is not None and done.everything
     assert any(reason.startswith("scheduled (every ") for reason in done.reasons)
     assert {r.object_name: r.scan for r in done.objects} == {"Lead": "rest", "Contact": "rest",
