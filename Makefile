@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-topology lint bench bench-bulk bench-deploy browser soak
+.PHONY: setup demo test test-deployment lint bench bench-bulk bench-deploy browser soak
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -29,10 +29,11 @@ lint: setup
 test: setup browser lint
 	$(VENV)/bin/pytest -q
 
-# The production topology (PostgreSQL storage, gRPC code server, daemon, webserver, 50 integrations
-# over 10 simulated minutes): about 15 minutes on 2 cores, so it runs on its own.
-test-topology: setup
-	$(VENV)/bin/pytest -q -m topology
+# Whole deployments with a real daemon and webserver: the production topology (gRPC code server,
+# 50 integrations over 10 simulated minutes) and every trigger firing at one integration at once.
+# About 20 minutes on 2 cores, so they run on their own.
+test-deployment: setup
+	$(VENV)/bin/pytest -q -m deployment
 
 bench: setup
 	$(PY) bench/run.py

@@ -30,7 +30,7 @@ from sf_pipeline_tests.deploy.fleet import connect_fleet, plan, set_schedule
 from sf_pipeline_tests.deploy.stack import Stack, production_stack, sensor_ticks, wait_for
 from sf_pipeline_tests.harness import TEST_KEY
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.topology, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.deployment, pytest.mark.timeout(1800)]
 
 FREQUENCIES = [5] * 5 + [10] * 5 + [15] * 10 + [30] * 10 + [60] * 20
 SIMULATED_MINUTES = 10
