@@ -41,7 +41,7 @@ def test_the_summary_has_every_figure_and_json_watermarks(tmp_path: Path) -> Non
     summary = SyncSummary.of(manifest(tmp_path), duration_s=2.34567)
     assert summary.counts() == {"fetched": 2, "created": 2, "updated": 3, "unchanged": 4, "deleted": 1,
                                 "skipped": 0, "invalid_values": 1, "invalid_records": 0, "api_calls": 7,
-                                "duration_s": 2.346}
+                                "duration_s": 2.346, "warnings": 1}
     shape = json.loads(json.dumps(summary.as_dict()))
     assert shape["watermarks"] == {"Lead": {"before": None, "after": later(3).isoformat(), "full": True}}
     assert summary.watermarks["Lead"].after == later(3) and later(3) > T0
