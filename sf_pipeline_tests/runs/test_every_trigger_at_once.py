@@ -24,7 +24,8 @@ from sf_pipeline_tests.dbs import empty_database_url
 from sf_pipeline_tests.harness import Pipeline, pipeline
 from sf_pipeline_tests.runs.procs import SF_PIPELINE, deployment, overlaps, sync_runs, wait_until
 
-pytestmark = [pytest.mark.usefixtures("dagster_env"), pytest.mark.timeout(3600), pytest.mark.postgres, pytest.mark.deployment]
+pytestmark = [pytest.mark.usefixtures("dagster_env"), pytest.mark.timeout(3600), pytest.mark.postgres,
+              pytest.mark.deployment]
 ROUNDS = 10
 LIMIT = 2  # max_concurrent_runs for the queue in this test
 OTHERS = ("beta", "gamma")
