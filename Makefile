@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-deployment lint bench bench-bulk bench-deploy browser soak
+.PHONY: setup demo test test-deployment test-model lint bench bench-bulk bench-deploy browser soak
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -34,6 +34,10 @@ test: setup browser lint
 # About 20 minutes on 2 cores, so they run on their own.
 test-deployment: setup
 	$(VENV)/bin/pytest -q -m deployment
+
+# The model-based sync and reconcile test, 200 sequences on SQLite and 25 on PostgreSQL.
+test-model: setup
+	$(VENV)/bin/pytest -q -m model
 
 bench: setup
 	$(PY) bench/run.py

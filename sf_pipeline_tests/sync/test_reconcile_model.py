@@ -505,6 +505,7 @@ def model_sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[SandboxHandle]:
         yield sandbox
 
 
+@pytest.mark.model
 def test_users_equal_the_org_projection_after_every_sync_and_reconcile_on_sqlite(
     model_sandbox: SandboxHandle, tmp_path: Path
 ) -> None:
@@ -514,6 +515,7 @@ def test_users_equal_the_org_projection_after_every_sync_and_reconcile_on_sqlite
         run_model(model_sandbox, url, tmp_path, EXAMPLES)
 
 
+@pytest.mark.model
 @pytest.mark.postgres
 def test_users_equal_the_org_projection_after_every_sync_and_reconcile_on_postgres(
     model_sandbox: SandboxHandle, tmp_path: Path
