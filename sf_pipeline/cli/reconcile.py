@@ -4,26 +4,26 @@ usage mistake (unknown or incomplete integration)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import dagster as dg
 import typer
-from rich.table import Table
 
-from sf_pipeline import runs
 from sf_pipeline.cli.output import console, errors, print_json
-from sf_pipeline.defs.reconcile import RECONCILE_JOB, SUMMARY_KEY
 from sf_pipeline.errors import UserError
 from sf_pipeline.settings import load_settings
-from sf_pipeline.storage.database import Database
-from sf_pipeline.storage.integrations import get_integration
-from sf_pipeline.sync.lifecycle import SetupIncompleteError
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 COUNT_KEYS = ("in_scope_ids", "refetched", "created", "purged", "deleted", "out_of_scope", "back_in_scope",
               "invalid_records")
 
 
 def _summary(instance: dg.DagsterInstance, run_id: str) -> dict[str, Any]:
+    import dagster as dg
+
+    from sf_pipeline.defs.reconcile import SUMMARY_KEY
+
     for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_OBSERVATION):
         observation = entry.asset_observation
         if observation is not None and SUMMARY_KEY in observation.metadata:
@@ -39,6 +39,14 @@ def reconcile_command(
     wait_timeout: Annotated[float, typer.Option(help="Seconds to wait for a run already in progress.")] = 3600,
 ) -> None:
     """Find purged records, records that left the rules and records never synced, by Id."""
+    # Dagster, the sync modules and the database layer load only when the command runs, so that
+    # registering it keeps every other command's startup fast.
+    from sf_pipeline import runs
+    from sf_pipeline.defs.reconcile import RECONCILE_JOB
+    from sf_pipeline.storage.database import Database
+    from sf_pipeline.storage.integrations import get_integration
+    from sf_pipeline.sync.lifecycle import SetupIncompleteError
+
     settings = load_settings()
     database = Database.from_settings(settings)
     with database.session() as session:
@@ -72,6 +80,8 @@ def reconcile_command(
 
 
 def _print(name: str, summary: dict[str, Any]) -> None:
+    from rich.table import Table
+
     if summary["status"] != "completed":
         errors.print(f"[bold red]Reconciliation of '{name}' failed[/] (run {summary['run_id']}): {summary['error']}",
                      highlight=False)

@@ -28,12 +28,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-import requests
-import urllib3
-from simple_salesforce import exceptions as sf_exceptions
+if TYPE_CHECKING:
+    import requests
 
 
 class SalesforceError(Exception):
@@ -163,6 +162,11 @@ def map_error(
     an OAuth endpoint (token, identity). ``integration`` names the integration in the advice of a
     ``CredentialsRevokedError``; ``secrets`` are extra values to scrub from the message.
     """
+    # requests and simple-salesforce load here, not at import: `status`, `logs` and the other
+    # read-only commands import this module for the error classes alone and must start fast.
+    import requests
+    from simple_salesforce import exceptions as sf_exceptions
+
     if isinstance(source, SalesforceError):
         return source
     if isinstance(source, requests.Response):
@@ -263,6 +267,9 @@ _DNS_MARKERS = ("Name or service not known", "nodename nor servname", "Temporary
 
 
 def _from_transport(exc: BaseException, secrets: Iterable[str]) -> SalesforceError:
+    import requests
+    import urllib3
+
     url = _request_url(exc)
     where = f" ({url})" if url else ""
     host = urlsplit(url).netloc if url else "the Salesforce host"
