@@ -144,7 +144,8 @@ def dispatcher_tick(count: int, ticks: int, seed: int, folder: Path) -> list[str
         # steady state has every one registered already.
         register = folder / "register"
         register.mkdir()
-        (register / "dagster.yaml").write_text(yaml.safe_dump({"storage": instance_config(0)["storage"]}))
+        storage = {k: v for k, v in instance_config(0).items() if k.endswith("_storage")}
+        (register / "dagster.yaml").write_text(yaml.safe_dump(storage))
         with env(dagster_pg_env(dagster_url)):
             registrar = dg.DagsterInstance.from_config(str(register))
             registrar.add_dynamic_partitions("integrations", [f"bench-{i:05d}" for i in range(count)])

@@ -33,7 +33,7 @@ def test_a_sync_runs_on_a_postgres_backed_dagster_instance(
         assert port == "5432"
         instance = dg.DagsterInstance.from_config(str(home))
         try:
-            assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+            assert type(instance.run_storage).__name__ == "PooledPostgresRunStorage"
             with pipeline(small_sandbox, f"sqlite:///{tmp_path / 'app.db'}", tmp_path) as p:
                 instance.add_dynamic_partitions("integrations", ["acme"])
                 result = defs.resolve_job_def("sync_integration").execute_in_process(

@@ -19,6 +19,11 @@ import dagster as dg
 import pytest
 import yaml
 
+from sf_pipeline.dagster_storage import (
+    PooledPostgresEventLogStorage,
+    PooledPostgresRunStorage,
+    PooledPostgresScheduleStorage,
+)
 from sf_pipeline_tests.dbs import fresh_postgres_url
 from sf_pipeline_tests.deploy.stack import REPO, dagster_pg_env, image_command
 
@@ -71,9 +76,9 @@ def test_each_production_instance_file_loads_on_postgres_with_one_run_per_integr
 ) -> None:
     instance = load(tmp_path, shipped(path, tmp_path))
     try:
-        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-        assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
-        assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
+        assert type(instance.run_storage) is PooledPostgresRunStorage
+        assert type(instance.event_log_storage) is PooledPostgresEventLogStorage
+        assert type(instance.schedule_storage) is PooledPostgresScheduleStorage
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
         [limit] = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits  # type: ignore[union-attr]
         assert limit == {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
@@ -117,7 +122,7 @@ def test_the_kubernetes_file_builds_a_k8s_run_launcher(tmp_path: Path) -> None:
     [
         ("deploy/docker/dagster.yaml", lambda c: c["run_launcher"]["config"].update(netwrk="x"), "netwrk"),
         ("deploy/k8s/dagster.yaml", lambda c: c["run_launcher"]["config"].update(job_namespace=7), "job_namespace"),
-        ("dagster.postgres.yaml", lambda c: c["storage"]["postgres"].update(hostnme="x"), "hostnme"),
+        ("dagster.postgres.yaml", lambda c: c["run_storage"]["config"]["postgres_db"].update(hostnme="x"), "hostnme"),
     ],
 )
 def test_a_mistake_in_a_deployment_file_is_refused_naming_the_key(

@@ -89,7 +89,7 @@ def test_fifty_integrations_over_ten_simulated_minutes_run_every_due_sync_once_w
             with production_stack(tmp_path / "stack", dagster_database_url=dagster_url, env=env,
                                   max_concurrent_runs=4, stopped_sensors=["health_dispatcher"]) as stack:
                 instance = dg.DagsterInstance.get()
-                assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+                assert type(instance.run_storage).__name__ == "PooledPostgresRunStorage"
                 moment = 0.0  # the first tick counts: the clock was set before the daemon started
                 for minute in range(SIMULATED_MINUTES + 1):
                     if minute:
