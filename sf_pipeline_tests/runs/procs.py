@@ -94,8 +94,10 @@ class Deployment:
 
 
 # Short enough that a test sees a dead run reaped in seconds; the detection itself is the real one.
+# The TTL leaves a live worker 15 missed heartbeats: on a machine loaded 15-30 deep, a 6 s TTL
+# could let the watchdog take a slow but live run for a dead one (the production TTL is 45 s, 9 beats).
 FAST_RUN_SETTINGS = {
-    "SF_PIPELINE_LEASE_TTL_SECONDS": "6",
+    "SF_PIPELINE_LEASE_TTL_SECONDS": "15",
     "SF_PIPELINE_HEARTBEAT_SECONDS": "1",
     "SF_PIPELINE_WATCHDOG_SECONDS": "2",
     "SF_PIPELINE_DISPATCH_SECONDS": "2",
