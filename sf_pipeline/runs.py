@@ -31,14 +31,31 @@ from sf_pipeline.storage.database import Database
 from sf_pipeline.storage.models import SyncRun
 
 ProgressCallback = Callable[[int, int | None], None]
+# The project's instance settings (run queue limits, run monitoring, managed loggers) sit beside
+# the package in a source checkout or the deployment image.
+PROJECT_INSTANCE_CONFIG = Path(__file__).resolve().parent.parent / "dagster.yaml"
+# Without any dagster.yaml, Dagster prints a warning on every instance load: in the CLI, on every
+# sync. An installation without the project file gets Dagster's defaults, said in a file.
+DEFAULT_INSTANCE_CONFIG = """\
+# Dagster's default instance settings: runs, events and schedules in SQLite in this folder.
+# The project's dagster.yaml (run queue limits, run monitoring) can replace this file.
+telemetry:
+  enabled: false
+"""
+
+
 def dagster_instance(settings: Settings) -> dg.DagsterInstance:
     """The instance under ``DAGSTER_HOME`` (default ``<home>/dagster``), given the project's
-    ``dagster.yaml`` on first use when run from the project folder."""
+    ``dagster.yaml`` on first use (the one in the current folder, else the project's own)."""
     home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists() and Path("dagster.yaml").exists():
-        shutil.copyfile("dagster.yaml", config)
+    if not config.exists():
+        source = next((p for p in (Path("dagster.yaml"), PROJECT_INSTANCE_CONFIG) if p.is_file()), None)
+        if source is not None:
+            shutil.copyfile(source, config)
+        else:
+            config.write_text(DEFAULT_INSTANCE_CONFIG, encoding="utf-8")
     os.environ["DAGSTER_HOME"] = str(home)
     ready = home / ".storage-ready"
     if ready.exists():

@@ -28,6 +28,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
     true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -260,7 +261,16 @@ class User(Base):
     __tablename__ = "users"
     __table_args__ = (
         UniqueConstraint("project_id", "external_id", name="uq_users_project_external_id"),
-        Index("ix_users_integration", "integration_id", "source_object"),
+        # Every sync counts an object's in-scope, live users (drift) and asks whether any is out of
+        # scope: with these two columns in the index both are answered from the index alone.
+        Index("ix_users_scope", "integration_id", "source_object", "in_scope", "deleted"),
+        # Rare rows every sync looks for: partial indexes keep those lookups independent of the
+        # number of users.
+        Index("ix_users_deleted_reason", "integration_id", "source_object",
+              sqlite_where=text("deleted_reason IS NOT NULL"), postgresql_where=text("deleted_reason IS NOT NULL")),
+        Index("ix_users_conversion_pending", "integration_id", "source_object",
+              sqlite_where=text("converted_contact_id IS NOT NULL AND converted_to IS NULL"),
+              postgresql_where=text("converted_contact_id IS NOT NULL AND converted_to IS NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)

@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, exists, select, update
 from sqlalchemy.orm import Session
 
 from sf_pipeline.storage.models import User
@@ -73,6 +73,11 @@ def record_conversions(
 def link_converted(session_factory: SessionFactory, *, integration: str, integration_id: int, project_id: int) -> int:
     """Point converted Leads' users at their Contact's user once it exists; returns links made."""
     with session_factory() as session:
+        # A link needs the Contact's user from this integration: without Contact users (an
+        # integration that syncs Leads only) no converted Lead can be linked, so none is read.
+        if not session.scalar(select(exists().where(User.integration_id == integration_id,
+                                                    User.source_object == "Contact"))):
+            return 0
         pending = session.execute(
             select(User.id, User.converted_contact_id).where(
                 User.integration_id == integration_id, User.source_object == "Lead",

@@ -28,7 +28,6 @@ import pyarrow.compute as pc
 
 from sf_pipeline.mapping import PREVIEW_LENGTH, MappedUser
 from sf_pipeline.storage.users import StoredVersion
-from sf_pipeline.sync import schemas
 from sf_pipeline.sync.chunks import DEFAULT_ROWS_PER_CHUNK, ChunkWriter, read_chunks
 from sf_pipeline.sync.manifests import ChangeCounts, ChangedObject, ExtractedObject
 from sf_pipeline.sync.plan import parse_sf_datetime
@@ -240,6 +239,17 @@ def _checked_changes(rows: list[_Candidate], object_name: str, result: ChangedOb
     counts = result.counts
     digests = [c.digest() for c in rows]
     actions = [decide(c.before, c.is_deleted, d) for c, d in zip(rows, digests, strict=True)]
+    # A record equal to its stored version passed the contract when that version was written, so
+    # only what will be written is checked. An incremental sync that re-reads its lookback window
+    # and finds nothing new then never loads pandera and polars (about 0.6 s of imports).
+    if any(action is None for action in actions):
+        counts.unchanged += sum(action is None for action in actions)
+        kept = [i for i, action in enumerate(actions) if action is not None]
+        rows, digests, actions = [rows[i] for i in kept], [digests[i] for i in kept], [actions[i] for i in kept]
+    if not rows:
+        return _candidate_table(rows, object_name, actions, digests)
+    from sf_pipeline.sync import schemas
+
     table = _candidate_table(rows, object_name, actions, digests)
     found = schemas.violations(table)
     if found:

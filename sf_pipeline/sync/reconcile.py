@@ -278,7 +278,7 @@ def compare_object(
                and not (stored[sf_id].deleted and stored[sf_id].reason == PURGED)]
     existing = lookup_existing(client, name, unknown) if unknown else {}
     existing.update((sf_id, True) for sf_id in leftover if sf_id in scan.binned)
-    already = set(fetched)
+    already = fetched if isinstance(fetched, (set, frozenset)) else set(fetched)
     refetch = sorted(sf_id for sf_id in scan.live if sf_id not in already
                      and ((s := stored.get(sf_id)) is None or s.deleted or not s.in_scope))
     if refetch:

@@ -115,9 +115,12 @@ def before_diff(
             scan = (reconcile.scan_from_chunks(obj.chunk_paths) if obj.full
                     else _scan(services, client, bulk, journal, api, obj.object_name, obj.where,
                                counts[obj.object_name]))
+            # A full extract is its own scan: its live Ids are the ones this run fetched, and the
+            # same set serves as both (at 1,000,000 records a second copy is about 150 MB).
+            fetched = scan.live if obj.full else set(_live_ids(obj.chunk_paths))
             found = reconcile.compare_object(
                 client, services.database.session, target, scan, integration_id=integration_id,
-                work_dir=work_dir / "reconcile", fetched=_live_ids(obj.chunk_paths), page_size=services.page_size,
+                work_dir=work_dir / "reconcile", fetched=fetched, page_size=services.page_size,
                 rows_per_chunk=services.rows_per_chunk)
             if found.refetch is not None:
                 # Records fetched again join the object's extract: the diff and upsert write them.

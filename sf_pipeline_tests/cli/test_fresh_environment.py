@@ -47,6 +47,9 @@ def test_sync_and_health_run_in_a_fresh_shell_and_failures_are_classified(tmp_pa
         assert synced.exit_code == 0, synced
         summary = synced.json()
         assert summary["status"] == "succeeded" and summary["created"] > 0
+        # Dagster found instance settings in the home (it warns on stderr when it finds none).
+        assert "dagster.yaml" not in synced.stderr, synced
+        assert (home / "dagster" / "dagster.yaml").is_file()
         # or nothing at all, from the project folder
         health = run("health", "acme", "--json", env=env, cwd=project)
         assert health.exit_code == 0, health

@@ -61,6 +61,26 @@ def test_a_rerun_of_the_same_records_writes_nothing(tmp_path: Path) -> None:
     assert (changed.counts.created, changed.counts.unchanged) == (0, 2)
 
 
+def test_only_rows_to_write_pass_the_contract_and_a_rerun_never_checks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, rows = run(tmp_path / "1", [lead(1), lead(2)])
+    stored = Stored({str(r["external_id"]): stored_as(r) for r in rows})
+    checked: list[list[str]] = []
+    violations = schemas.violations
+
+    def spy(table: pa_arrow.Table) -> list[schemas.Violation]:
+        checked.append([str(e) for e in table.column("external_id").to_pylist()])
+        return violations(table)
+
+    monkeypatch.setattr(schemas, "violations", spy)
+    changed, again = run(tmp_path / "2", [lead(1), lead(2)], stored)
+    assert again == [] and checked == [] and changed.counts.unchanged == 2
+    changed, again = run(tmp_path / "3", [lead(1), lead(2, at=later(5), FirstName="New"), lead(3)], stored)
+    assert checked == [[ext(2), ext(3)]] and [r["action"] for r in again] == ["update", "create"]
+    assert (changed.counts.unchanged, changed.counts.updated, changed.counts.created) == (1, 1, 1)
+
+
 def test_a_changed_value_is_an_update_and_an_older_version_never_wins(tmp_path: Path) -> None:
     _, rows = run(tmp_path / "1", [lead(1, at=later(10)), lead(2, at=later(10))])
     stored = Stored({str(r["external_id"]): stored_as(r) for r in rows})
@@ -167,7 +187,7 @@ def test_change_chunks_have_the_change_schema_and_a_failed_stage_leaves_none(
     def explode(table: pa_arrow.Table) -> list[schemas.Violation]:
         raise schemas.ContractError("change chunk rejected")
 
-    monkeypatch.setattr(diff.schemas, "violations", explode)
+    monkeypatch.setattr(schemas, "violations", explode)
     with pytest.raises(schemas.ContractError):
         run(tmp_path / "failed", [lead(1)])
     assert not list((tmp_path / "failed" / "changes").glob("*.parquet"))
