@@ -45,31 +45,26 @@ def _arguments(inst_data: Any, config_value: Mapping[str, Any]) -> dict[str, Any
     }
 
 
-class PooledPostgresRunStorage(PostgresRunStorage):
+class _KeepsOneConnection:
+    """Mixed in before a ``dagster_postgres`` storage: the storage is built as Dagster builds it
+    from the instance file, then keeps its connection (``optimize_for_webserver``)."""
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         _keep_one_connection(self)
 
     @classmethod
-    def from_config_value(cls, inst_data: Any, config_value: Any) -> Self:  # type: ignore[override]
+    def from_config_value(cls, inst_data: Any, config_value: Any) -> Self:
         return cls(**_arguments(inst_data, config_value))
 
 
-class PooledPostgresEventLogStorage(PostgresEventLogStorage):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        _keep_one_connection(self)
-
-    @classmethod
-    def from_config_value(cls, inst_data: Any, config_value: Any) -> Self:  # type: ignore[override]
-        return cls(**_arguments(inst_data, config_value))
+class PooledPostgresRunStorage(_KeepsOneConnection, PostgresRunStorage):
+    pass
 
 
-class PooledPostgresScheduleStorage(PostgresScheduleStorage):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        _keep_one_connection(self)
+class PooledPostgresEventLogStorage(_KeepsOneConnection, PostgresEventLogStorage):
+    pass
 
-    @classmethod
-    def from_config_value(cls, inst_data: Any, config_value: Any) -> Self:  # type: ignore[override]
-        return cls(**_arguments(inst_data, config_value))
+
+class PooledPostgresScheduleStorage(_KeepsOneConnection, PostgresScheduleStorage):
+    pass
