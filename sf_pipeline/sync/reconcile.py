@@ -19,7 +19,8 @@ then:
 - a user whose record is gone from ``queryAll`` → ``deleted``, ``deleted_reason = 'purged'``;
 - a user whose record is in the Recycle Bin → ``deleted``, ``deleted_reason = 'deleted'``;
 - a user whose record exists outside the rules → ``in_scope = false`` (true again when it
-  matches the rules again);
+  matches the rules again), and no longer ``deleted`` if it was: a record undeleted while
+  outside the rules is never fetched by a sync, so only here does its user learn of it;
 - a record under the rules with no user, or whose user is flagged → fetched again through the
   normal extract → diff → upsert path.
 
@@ -294,7 +295,8 @@ def compare_object(
         elif existing[sf_id]:
             if not user.deleted:
                 result.flags[DELETED].append(sf_id)
-        elif user.in_scope and not user.deleted:
+        elif user.in_scope or user.deleted:
+            # Live but outside the rules; a deleted user's record was undeleted there.
             result.flags[OUT_OF_SCOPE].append(sf_id)
     result.flags[IN_SCOPE] = [sf_id for sf_id in scan.live if sf_id in stored and not stored[sf_id].in_scope]
     result.purged, result.deleted, result.out_of_scope, result.back_in_scope = (
@@ -312,7 +314,10 @@ def write_flags(
         PURGED: update(User).where(by_ext).values(deleted=True, deleted_reason=PURGED, updated_at=now),
         DELETED: update(User).where(by_ext, User.deleted.is_(False)).values(
             deleted=True, deleted_reason=DELETED, updated_at=now),
-        OUT_OF_SCOPE: update(User).where(by_ext, User.deleted.is_(False)).values(in_scope=False, updated_at=now),
+        # The record exists (queryAll said so): a user flagged deleted is not any more. Never one
+        # flagged purged, whose record no query returns again.
+        OUT_OF_SCOPE: update(User).where(by_ext, User.deleted_reason.is_(None) | (User.deleted_reason != PURGED))
+        .values(in_scope=False, deleted=False, deleted_reason=None, updated_at=now),
         # They match the rules again; the diff may have found no value changed.
         IN_SCOPE: update(User).where(by_ext, User.in_scope.is_(False)).values(in_scope=True, updated_at=now),
     }

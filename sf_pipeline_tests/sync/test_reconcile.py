@@ -144,6 +144,66 @@ def test_record_leaving_the_rules_is_out_of_scope_and_back_in_scope_when_it_retu
     assert back["drift"]["Lead"] == 0
 
 
+def user_flags(p: Pipeline, object_name: str, sf_id: str) -> tuple[bool, bool, str | None]:
+    found = user(p, object_name, sf_id)
+    return found.deleted, found.in_scope, found.deleted_reason
+
+
+def test_record_undeleted_outside_the_rules_is_no_longer_deleted_but_out_of_scope(synced: Pipeline) -> None:
+    """No sync fetches a record outside the rules, so only reconciliation can see that it came
+    back from the Recycle Bin: its user is then out of scope, not deleted."""
+    org = synced.sandbox.org
+    lead = hot_leads(org)[2]
+    org.update("Lead", lead, {"Rating": "Cold"})
+    later(org, minutes=30)
+    synced.sync()
+    assert reconcile(synced)["objects"]["Lead"]["out_of_scope"] == 1
+    assert user_flags(synced, "Lead", lead) == (False, False, None)
+    org.delete("Lead", [lead])
+    later(org, minutes=30)
+    synced.sync()
+    assert reconcile(synced)["objects"]["Lead"]["deleted"] == 1
+    assert user_flags(synced, "Lead", lead) == (True, False, "deleted")
+    org.undelete("Lead", [lead])
+    later(org, minutes=30)
+    incremental = synced.sync()
+    assert user_flags(synced, "Lead", lead) == (True, False, "deleted")  # the sync's query cannot see it
+    result = reconcile(synced)
+    assert result["objects"]["Lead"]["out_of_scope"] == 1
+    assert user_flags(synced, "Lead", lead) == (False, False, None)
+    assert (incremental["drift"]["Lead"], result["drift"]["Lead"]) == (0, 0)
+    assert reconcile(synced)["objects"]["Lead"]["out_of_scope"] == 0  # settled: nothing to flag again
+    # Back under the rules, the next sync fetches it like any other.
+    org.update("Lead", lead, {"Rating": "Hot", "FirstName": "Back"})
+    later(org, minutes=30)
+    synced.sync()
+    assert user_flags(synced, "Lead", lead) == (False, True, None)
+    assert user(synced, "Lead", lead).data["first_name"] == "Back"
+
+
+def test_in_scope_record_deleted_then_undeleted_and_moved_out_of_the_rules_is_out_of_scope(
+    synced: Pipeline,
+) -> None:
+    org = synced.sandbox.org
+    lead = hot_leads(org)[1]
+    org.delete("Lead", [lead])
+    later(org, minutes=30)
+    synced.sync()  # the incremental queryAll sees IsDeleted under the rules
+    assert user(synced, "Lead", lead).deleted is True
+    org.undelete("Lead", [lead])
+    later(org, minutes=1)
+    org.update("Lead", lead, {"Rating": "Cold"})  # out of the rules before any sync saw it back
+    later(org, minutes=30)
+    synced.sync()
+    assert user(synced, "Lead", lead).deleted is True
+    assert reconcile(synced)["objects"]["Lead"]["out_of_scope"] == 1
+    assert user_flags(synced, "Lead", lead) == (False, False, None)
+    # A full sync (which reconciles from its own extract) leaves it so.
+    full = synced.sync(full=True)
+    assert full["reconcile"]["objects"]["Lead"]["out_of_scope"] == 0
+    assert user_flags(synced, "Lead", lead) == (False, False, None)
+
+
 def test_record_in_scope_without_user_is_fetched_and_cold_lead_turning_hot_counts(synced: Pipeline) -> None:
     org = synced.sandbox.org
     with synced.database.session() as session:

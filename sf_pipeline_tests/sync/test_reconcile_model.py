@@ -40,6 +40,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from sf_pipeline.integration_spec import apply_spec, parse_spec
+from sf_pipeline.salesforce.bulk import PollSchedule
 from sf_pipeline.salesforce.session import open_client
 from sf_pipeline.sandbox.clock import format_datetime, parse_datetime
 from sf_pipeline.sandbox.state import Org
@@ -172,9 +173,9 @@ class OrgModel(RuleBasedStateMachine):
     def _advance(self, delta: timedelta) -> None:
         self.org.clock.freeze(self.org.clock.now() + delta)
 
-    def _stamp(self, object_name: str, record_id: str, mode: str) -> str:
+    def _stamp(self, object_name: str, record_id: str, mode: str, lag: int) -> str:
         """When a change commits: now, at the object's newest timestamp (the watermark's, if the
-        last sync saw it), or a few minutes back (a late commit inside the 10-minute lookback).
+        last sync saw it), or ``lag`` seconds back (a late commit inside the 10-minute lookback).
         Never before the record's own last change: Salesforce's timestamps only move forward."""
         now = self.org.clock.now().replace(microsecond=0)
         own = parse_datetime(self.org.get(object_name, record_id)["LastModifiedDate"])
@@ -183,7 +184,7 @@ class OrgModel(RuleBasedStateMachine):
                                                                                             include_deleted=True))
             at = max(own, newest)
         elif mode == "late":
-            at = max(own + timedelta(seconds=1), now - timedelta(seconds=random.Random(record_id).randint(30, 540)))
+            at = max(own + timedelta(seconds=1), now - timedelta(seconds=lag))
         else:
             at = now
         return format_datetime(min(max(at, own), max(now, own)))
@@ -245,8 +246,9 @@ class OrgModel(RuleBasedStateMachine):
         self._create_member(pick)
 
     @rule(data=st.data(), object_name=st.sampled_from(("Lead", "Contact", "CampaignMember")),
-          mode=st.sampled_from(("now", "now", "same_as_newest", "late")), gap=st.integers(1, 90))
-    def update_record(self, data: st.DataObject, object_name: str, mode: str, gap: int) -> None:
+          mode=st.sampled_from(("now", "now", "same_as_newest", "late")), gap=st.integers(1, 90),
+          lag=st.integers(30, 540))
+    def update_record(self, data: st.DataObject, object_name: str, mode: str, gap: int, lag: int) -> None:
         live = self._live(object_name)
         if not live:
             return
@@ -266,7 +268,7 @@ class OrgModel(RuleBasedStateMachine):
         if self.renamed and object_name == "Lead" and field == "FirstName":
             field = RENAMED
         values = {field: value}
-        self.org.update(object_name, record_id, values, at=self._stamp(object_name, record_id, mode))
+        self.org.update(object_name, record_id, values, at=self._stamp(object_name, record_id, mode, lag))
 
     @rule(data=st.data(), gap=st.integers(1, 90))
     def parent_only_change(self, data: st.DataObject, gap: int) -> None:
@@ -294,6 +296,12 @@ class OrgModel(RuleBasedStateMachine):
     @rule(data=st.data(), object_name=st.sampled_from(OBJECTS), gap=st.integers(1, 90))
     def undelete_record(self, data: st.DataObject, object_name: str, gap: int) -> None:
         binned = self._live(object_name, deleted=True)
+        if object_name == "CampaignMember":
+            # Salesforce restores a member with its Lead or Contact, never while that is in the
+            # Recycle Bin: a member never outlives its parent (whose purge it would not see).
+            parents = set(self._live("Lead")) | set(self._live("Contact"))
+            binned = [r["Id"] for r in self.org.records("CampaignMember", include_deleted=True)
+                      if r["Id"] in binned and (r["LeadId"] or r["ContactId"]) in parents]
         if not binned:
             return
         self._advance(timedelta(seconds=gap))
@@ -315,8 +323,10 @@ class OrgModel(RuleBasedStateMachine):
 
     @rule()
     def pass_the_recycle_bin_horizon(self) -> None:
-        """Sixteen days pass: whatever is in the Recycle Bin is gone for good."""
+        """Sixteen days pass: whatever is in the Recycle Bin is gone for good (the sandbox empties
+        it before its next query; emptied now, no later step of the model can pick those records)."""
         self._advance(timedelta(days=16))
+        self.org.empty_recycle_bin_horizon()
 
     @rule(data=st.data(), gap=st.integers(1, 90))
     def convert_lead(self, data: st.DataObject, gap: int) -> None:
@@ -477,11 +487,14 @@ def run_model(sandbox: SandboxHandle, database_url: str, home: Path, examples: i
     template = spec_text("none", False, sandbox.login_url).replace("{", "{{").replace("}", "}}")
     with pipeline(sandbox, database_url, home, name=NAME, spec=template, clock=org.clock.now) as p:
         services = p.services
-        # The client's real retries and backoff, with the waits shrunk, and one HTTP session (kept-alive
-        # connections) for every client, to keep sequences fast.
+        # The client's real retries and backoff and the Bulk API job polls, with the waits shrunk
+        # (the sandbox's jobs complete at once; the default first poll waits 0.5 s, and every full
+        # sync runs a job per object), and one HTTP session (kept-alive connections) for every
+        # client, to keep sequences fast.
         http = requests.Session()
         services.open_client = lambda n: open_client(p.database, services.cipher, n, base_delay=0.001,
                                                      max_delay=0.002, session=http)
+        services.bulk_poll = PollSchedule(first=0.001, longest=0.01)
         machine = type("Model", (OrgModel,), {"p": p, "database": p.database})
         try:
             run_state_machine_as_test(
