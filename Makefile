@@ -35,7 +35,8 @@ test: setup browser lint
 test-deployment: setup
 	$(VENV)/bin/pytest -q -m deployment
 
-# The model-based sync and reconcile test, 200 sequences on SQLite and 25 on PostgreSQL.
+# The model-based sync and reconcile test alone (make test runs it too), 200 sequences on SQLite
+# and 25 on PostgreSQL.
 test-model: setup
 	$(VENV)/bin/pytest -q -m model
 

@@ -9,8 +9,11 @@ successful sync plus reconcile the users table must equal the projection of the 
 test computes on its own from the sandbox's records: in-scope values, deleted and out-of-scope
 flags, conversion links. After every step, no user is flagged purged while its record exists.
 
-``SF_PIPELINE_MODEL_EXAMPLES`` sets how many sequences run (CI: 200 on SQLite, 25 on
-PostgreSQL; ``make soak``: 2,000), ``SF_PIPELINE_MODEL_SEED`` the seed (printed on failure).
+``SF_PIPELINE_MODEL_EXAMPLES`` sets how many sequences run on SQLite (``make test``: 200;
+``make soak``: 2,000), ``SF_PIPELINE_MODEL_PG_EXAMPLES`` on PostgreSQL (25),
+``SF_PIPELINE_MODEL_STEPS`` their most steps (10), ``SF_PIPELINE_MODEL_SHRINK`` turns shrinking
+on, and ``SF_PIPELINE_MODEL_SEED`` sets the seed (printed on failure). Every choice a sequence
+makes is drawn from hypothesis's data, so one seed runs the same sequences again.
 """
 
 from __future__ import annotations
@@ -66,6 +69,14 @@ FAULTS = ("503", "drop", "expired_session", "quota", "abort_write")
 RENAMED = "FirstName_Renamed__c"
 # Shrinking a failure re-runs many sequences; the seed alone reproduces it, so it is opt-in.
 PHASES = tuple(Phase) if os.environ.get("SF_PIPELINE_MODEL_SHRINK") else (Phase.explicit, Phase.generate)
+# pytest-timeout's 600 s (pyproject) is for one ordinary test; this one runs EXAMPLES sequences of
+# about 0.6 s each on an idle 2-core machine, so its limit allows 15 times that, for a loaded CI
+# machine, before calling it a hang (a timeout ends the test mid-sequence, reported as a failure).
+SECONDS_PER_SEQUENCE_LIMIT = 9
+
+
+def time_limit(examples: int) -> float:
+    return max(600, SECONDS_PER_SEQUENCE_LIMIT * examples)
 
 
 def spec_text(lead_rules: str, with_title: bool, login_url: str) -> str:
@@ -519,6 +530,7 @@ def model_sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[SandboxHandle]:
 
 
 @pytest.mark.model
+@pytest.mark.timeout(time_limit(EXAMPLES))
 def test_users_equal_the_org_projection_after_every_sync_and_reconcile_on_sqlite(
     model_sandbox: SandboxHandle, tmp_path: Path
 ) -> None:
@@ -530,6 +542,7 @@ def test_users_equal_the_org_projection_after_every_sync_and_reconcile_on_sqlite
 
 @pytest.mark.model
 @pytest.mark.postgres
+@pytest.mark.timeout(time_limit(PG_EXAMPLES))
 def test_users_equal_the_org_projection_after_every_sync_and_reconcile_on_postgres(
     model_sandbox: SandboxHandle, tmp_path: Path
 ) -> None:
