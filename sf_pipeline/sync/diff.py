@@ -242,9 +242,9 @@ def _checked_changes(rows: list[_Candidate], object_name: str, result: ChangedOb
     # A record equal to its stored version passed the contract when that version was written, so
     # only what will be written is checked. An incremental sync that re-reads its lookback window
     # and finds nothing new then never loads pandera and polars (about 0.6 s of imports).
-    if any(action is None for action in actions):
-        counts.unchanged += sum(action is None for action in actions)
-        kept = [i for i, action in enumerate(actions) if action is not None]
+    kept = [i for i, action in enumerate(actions) if action is not None]
+    if len(kept) < len(rows):
+        counts.unchanged += len(rows) - len(kept)
         rows, digests, actions = [rows[i] for i in kept], [digests[i] for i in kept], [actions[i] for i in kept]
     if not rows:
         return _candidate_table(rows, object_name, actions, digests)

@@ -73,11 +73,11 @@ def object_targets(client: ReconcileClient, integration: Integration) -> list[Ob
     return found
 
 
-def _live_ids(chunk_paths: Iterable[str]) -> list[str]:
-    ids: list[str] = []
+def _live_ids(chunk_paths: Iterable[str]) -> set[str]:
+    ids: set[str] = set()
     for table in read_chunks(list(chunk_paths)):
         live = pc.invert(pc.fill_null(table.column("IsDeleted"), False))
-        ids.extend(pc.filter(table.column("Id"), live).to_pylist())
+        ids.update(pc.filter(table.column("Id"), live).to_pylist())
     return ids
 
 
@@ -117,7 +117,7 @@ def before_diff(
                                counts[obj.object_name]))
             # A full extract is its own scan: its live Ids are the ones this run fetched, and the
             # same set serves as both (at 1,000,000 records a second copy is about 150 MB).
-            fetched = scan.live if obj.full else set(_live_ids(obj.chunk_paths))
+            fetched = scan.live if obj.full else _live_ids(obj.chunk_paths)
             found = reconcile.compare_object(
                 client, services.database.session, target, scan, integration_id=integration_id,
                 work_dir=work_dir / "reconcile", fetched=fetched, page_size=services.page_size,
