@@ -299,8 +299,13 @@ def read_csv_page(body: _CheckedStream, schema: pa.Schema) -> pa.Table:
     names = [name.strip().strip('"') for name in header.decode("utf-8").rstrip("\r\n").split(",")]
     _check_header(names, schema.names)
     columns = list(schema.names)
+    rest = io.BufferedReader(body, buffer_size=READ_BLOCK)
+    # A job (or a last page) with no records is the header line alone; pyarrow's reader refuses
+    # a stream with nothing in it ("Empty CSV file"), so that page is read here as no rows.
+    if not rest.peek(1):
+        return schema.empty_table()
     reader = pa_csv.open_csv(
-        io.BufferedReader(body, buffer_size=READ_BLOCK),
+        rest,
         read_options=pa_csv.ReadOptions(column_names=columns, block_size=READ_BLOCK),
         parse_options=pa_csv.ParseOptions(newlines_in_values=True),
         convert_options=pa_csv.ConvertOptions(

@@ -96,6 +96,24 @@ def test_a_jobs_pages_become_chunks_with_every_record_and_rest_style_datetimes(
     assert "ORDER BY" not in result.soql.upper()
 
 
+def test_a_job_with_no_records_is_an_empty_extract_over_bulk_without_a_fallback(
+    small_sandbox: SandboxHandle, client: SalesforceClient, tmp_path: Path
+) -> None:
+    # Salesforce answers a job that matched nothing with a results body of the header line alone.
+    mapping = email_mapping(client, "Lead")
+    plan = plan_object(object_name="Lead", fields=mapping.soql_fields, where="Email = 'nobody@nowhere.test'",
+                       mappings=[], stored_watermark=None, stored_fingerprint=None, force_full=True)
+    journal = RecordingJournal()
+    bulk = BulkQueryClient(client, poll=FAST)
+    [result] = extract_objects(client, bulk, [(plan, mapping)], out_dir=tmp_path / "out", journal=journal,
+                               options=ExtractOptions(api="bulk"))
+    assert (result.api, result.api_reason) == ("bulk", "api: bulk")
+    assert result.total == result.fetched == 0 and rows(result.chunk_paths) == []
+    [(_, job_id)] = journal.remembered
+    assert journal.forgotten == [job_id] and bulk.info(job_id).state == "JobComplete"
+    assert bulk.info(job_id).records_processed == 0
+
+
 def test_a_job_salesforce_fails_raises_and_leaves_no_chunks(
     small_sandbox: SandboxHandle, client: SalesforceClient, tmp_path: Path
 ) -> None:
