@@ -168,16 +168,21 @@ def salesforce_sync(
     if RECORDS in selected:
         yield dg.MaterializeResult(asset_key=RECORDS, metadata=records_metadata(manifest))
 
-    changes = guarded(context, sf_pipeline, log, lambda: service.diff(services, manifest))
-    total = warning_total(changes)
-    if total:
-        context.log.warning(f"{total} warnings (values dropped or records skipped); first {len(changes.warnings)} "
-                            f"shown of {total}")
-    for warning in changes.warnings:
-        context.log.warning(f"Invalid value dropped: {warning}")
-    if CHANGES in selected:
-        yield dg.MaterializeResult(asset_key=CHANGES, metadata=changes_metadata(changes))
+    # The upsert writes each change chunk as the diff finishes it (see ``service.start_upsert``).
+    applier = guarded(context, sf_pipeline, log, lambda: service.start_upsert(services, name))
+    try:
+        changes = guarded(context, sf_pipeline, log, lambda: service.diff(services, manifest, applier=applier))
+        total = warning_total(changes)
+        if total:
+            context.log.warning(f"{total} warnings (values dropped or records skipped); first "
+                                f"{len(changes.warnings)} shown of {total}")
+        for warning in changes.warnings:
+            context.log.warning(f"Invalid value dropped: {warning}")
+        if CHANGES in selected:
+            yield dg.MaterializeResult(asset_key=CHANGES, metadata=changes_metadata(changes))
 
-    summary = guarded(context, sf_pipeline, log, lambda: service.upsert(services, changes))
+        summary = guarded(context, sf_pipeline, log, lambda: service.upsert(services, changes, applier=applier))
+    finally:
+        applier.abort()  # a run that failed or was stopped leaves no writer behind
     log.echo()
     yield dg.MaterializeResult(asset_key=USERS, metadata=users_metadata(summary))

@@ -15,7 +15,7 @@ works on the current one.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -38,17 +38,23 @@ def _io_pool() -> ThreadPoolExecutor:
         return _io
 
 
-def _write(table: pa.Table, path: Path) -> None:
+def _write(table: pa.Table, path: Path, on_written: Callable[[str], None] | None) -> None:
     tmp = path.with_suffix(".tmp")
     pq.write_table(table, tmp, compression="zstd")
     tmp.replace(path)  # a killed run never leaves a half-written chunk under the real name
+    if on_written is not None:
+        on_written(str(path))
 
 
 class ChunkWriter:
     def __init__(
-        self, directory: Path, prefix: str, schema: pa.Schema, *, rows_per_chunk: int = DEFAULT_ROWS_PER_CHUNK
+        self, directory: Path, prefix: str, schema: pa.Schema, *, rows_per_chunk: int = DEFAULT_ROWS_PER_CHUNK,
+        on_written: Callable[[str], None] | None = None,
     ) -> None:
+        """``on_written(path)`` is called, on the writing thread, once each chunk is on disk; what it
+        raises is raised by the next ``append`` that fills a chunk, or by ``close``."""
         self.directory = directory
+        self.on_written = on_written
         self.prefix = prefix
         self.schema = schema
         self.rows_per_chunk = rows_per_chunk
@@ -78,7 +84,7 @@ class ChunkWriter:
         table = pa.concat_tables(self._pending) if len(self._pending) != 1 else self._pending[0]
         path = self.directory / f"{self.prefix}-{len(self.paths):05d}.parquet"
         self._wait()
-        self._writing = _io_pool().submit(_write, table, path)
+        self._writing = _io_pool().submit(_write, table, path, self.on_written)
         self.paths.append(str(path))
         self.rows_written += self._buffered
         self._pending = []

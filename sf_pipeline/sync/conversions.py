@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, exists, select, update
+from sqlalchemy import bindparam, exists, select, text, update
 from sqlalchemy.orm import Session
 
 from sf_pipeline.storage.models import User
@@ -48,12 +48,8 @@ def record_conversions(
     if not paths:
         return 0
     changed = 0
-    statement = (
-        update(User)
-        .where(User.project_id == project_id, User.external_id == bindparam("ext"),
-               (User.converted_contact_id.is_(None)) | (User.converted_contact_id != bindparam("contact")))
-        .values(converted_at=bindparam("at"), converted_contact_id=bindparam("contact"), converted_to=None)
-    )
+    with session_factory() as session:
+        postgres = session.get_bind().dialect.name == "postgresql"
     for table in read_chunks(paths):
         if not all(name in table.column_names for name in CONVERSION_FIELDS):
             return 0
@@ -63,11 +59,45 @@ def record_conversions(
              "at": _converted_on(r["ConvertedDate"])}
             for r in rows if r["IsConverted"] and r["ConvertedContactId"]
         ]
-        for start in range(0, len(found), BATCH):
-            with session_factory() as session:
-                result = session.connection().execute(statement, found[start : start + BATCH])
+        if not found:
+            continue
+        with session_factory() as session:
+            if postgres:
+                changed += _record_on_postgres(session, found, project_id)
+                continue
+            for start in range(0, len(found), BATCH):
+                result = session.connection().execute(_BY_ROW, [{**f, "project": project_id}
+                                                                for f in found[start : start + BATCH]])
                 changed += max(result.rowcount, 0)
     return changed
+
+
+# SQLite: one UPDATE per converted Lead through the driver's executemany (in-process, no round trips).
+_BY_ROW = (
+    update(User)
+    .where(User.project_id == bindparam("project"), User.external_id == bindparam("ext"),
+           (User.converted_contact_id.is_(None)) | (User.converted_contact_id != bindparam("contact")))
+    .values(converted_at=bindparam("at"), converted_contact_id=bindparam("contact"), converted_to=None)
+)
+
+# PostgreSQL: psycopg2's executemany sends an UPDATE a row, a round trip each (about 7 s for the
+# 1,000,000-Lead benchmark's converted Leads); the chunk's conversions go as three arrays instead,
+# joined to users in one statement. ``converted_at`` is a timestamp without time zone: UTC.
+_FROM_ARRAYS = text(
+    "UPDATE users AS u SET converted_at = v.at, converted_contact_id = v.contact, converted_to = NULL "
+    "FROM unnest(CAST(:exts AS text[]), CAST(:contacts AS text[]), CAST(:ats AS timestamp[])) AS v(ext, contact, at) "
+    "WHERE u.project_id = :project AND u.external_id = v.ext AND u.converted_contact_id IS DISTINCT FROM v.contact"
+)
+
+
+def _record_on_postgres(session: Session, found: list[dict[str, Any]], project_id: int) -> int:
+    result = session.connection().execute(_FROM_ARRAYS, {
+        "exts": [f["ext"] for f in found],
+        "contacts": [f["contact"] for f in found],
+        "ats": [None if f["at"] is None else f["at"].replace(tzinfo=None) for f in found],
+        "project": project_id,
+    })
+    return max(result.rowcount, 0)
 
 
 def link_converted(session_factory: SessionFactory, *, integration: str, integration_id: int, project_id: int) -> int:

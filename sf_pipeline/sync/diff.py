@@ -136,14 +136,16 @@ def diff_object(
     stored: StoredVersions,
     out_dir: Path,
     rows_per_chunk: int = DEFAULT_ROWS_PER_CHUNK,
-    on_chunk: Callable[[ChangeCounts], None] | None = None,
+    on_written: Callable[[str], None] | None = None,
 ) -> ChangedObject:
-    """Diff one object's extract chunks against the stored users; write the change chunks."""
+    """Diff one object's extract chunks against the stored users; write the change chunks
+    (``on_written(path)`` as each one is on disk: the upsert can start on it)."""
     object_name = extracted.object_name
-    writer = ChunkWriter(out_dir, f"changes-{object_name}", CHANGE_SCHEMA, rows_per_chunk=rows_per_chunk)
+    writer = ChunkWriter(out_dir, f"changes-{object_name}", CHANGE_SCHEMA, rows_per_chunk=rows_per_chunk,
+                         on_written=on_written)
     result = ChangedObject(object_name=object_name, counts=ChangeCounts())
     try:
-        _diff_into(writer, extracted, integration, stored, result, on_chunk)
+        _diff_into(writer, extracted, integration, stored, result)
     except BaseException:
         writer.abort()  # no change chunk lands after the stage has failed
         raise
@@ -162,7 +164,6 @@ def _diff_into(
     integration: str,
     stored: StoredVersions,
     result: ChangedObject,
-    on_chunk: Callable[[ChangeCounts], None] | None,
 ) -> None:
     object_name = extracted.object_name
     counts = result.counts
@@ -208,8 +209,6 @@ def _diff_into(
         changes = _checked_changes(list(candidates.values()), object_name, result)
         if changes.num_rows:
             writer.append(changes)
-        if on_chunk:
-            on_chunk(counts)
 
 
 def _candidate_table(rows: Sequence[_Candidate], object_name: str, actions: Sequence[str | None],

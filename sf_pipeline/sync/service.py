@@ -36,7 +36,7 @@ from sf_pipeline.sync.extract import PAGE_SIZE
 from sf_pipeline.sync.fields import with_sync_fields
 from sf_pipeline.sync.manifests import ChangeManifest, ExtractManifest, SyncSummary
 from sf_pipeline.sync.plan import ObjectPlan, plan_object
-from sf_pipeline.sync.upsert import apply_chunks
+from sf_pipeline.sync.upsert import ChunkApplier
 
 PROGRESS_EVERY_S = 0.5
 
@@ -148,7 +148,20 @@ def extract(services: Services, name: str, run_id: str, *, full: bool = False) -
     )
 
 
-def diff(services: Services, manifest: ExtractManifest) -> ChangeManifest:
+def start_upsert(services: Services, name: str) -> ChunkApplier:
+    """The upsert's writer, started before the diff: given to ``diff`` and then ``upsert``, it
+    writes each change chunk as soon as the diff has it on disk, so the database works while the
+    diff decides the next chunk. Each chunk is idempotent and the watermark moves only when the
+    run completes, so a diff that fails after some chunks were written loses nothing: the next
+    run reads those records again and finds them unchanged. ``abort()`` it if the run fails."""
+    with services.database.session() as session:
+        integration = get_integration(session, name)
+        project_id, integration_id = integration.project_id, integration.id
+    return ChunkApplier(services.database.session, project_id=project_id, integration_id=integration_id,
+                        now=services.now())
+
+
+def diff(services: Services, manifest: ExtractManifest, *, applier: ChunkApplier | None = None) -> ChangeManifest:
     start = time.perf_counter()
     changed = []
     out = Path(manifest.work_dir)
@@ -157,22 +170,29 @@ def diff(services: Services, manifest: ExtractManifest) -> ChangeManifest:
         for extracted in manifest.objects:
             stored = StoredUsers(session, integration.project_id, integration.id, extracted.object_name)
             changed.append(diff_object(extracted, integration=integration.name, stored=stored, out_dir=out,
-                                       rows_per_chunk=services.rows_per_chunk))
+                                       rows_per_chunk=services.rows_per_chunk,
+                                       on_written=applier.add if applier is not None else None))
     return ChangeManifest(extract=manifest, objects=changed, duration_s=round(time.perf_counter() - start, 3))
 
 
-def upsert(services: Services, changes: ChangeManifest, *, started: float | None = None) -> SyncSummary:
-    """Apply the changes and complete the run. Its duration is the three stages' own time, or
-    the time since ``started`` when the caller ran them all in one go."""
+def upsert(services: Services, changes: ChangeManifest, *, applier: ChunkApplier | None = None,
+           started: float | None = None) -> SyncSummary:
+    """Apply the changes (or, with the ``applier`` the diff wrote through, wait for it to finish
+    them) and complete the run. Its duration is the three stages' own time, or the time since
+    ``started`` when the caller ran them all in one go."""
     upsert_started = time.perf_counter()
     name = changes.extract.integration
-    with services.database.session() as session:
-        integration = get_integration(session, name)
-        project_id, integration_id = integration.project_id, integration.id
+    if applier is None:
+        applier = start_upsert(services, name)
+        try:
+            for obj in changes.objects:
+                for path in obj.chunk_paths:
+                    applier.add(path)
+        except BaseException:
+            applier.abort()
+            raise
+    applier.close()
     now = services.now()
-    for obj in changes.objects:
-        apply_chunks(services.database.session, obj.chunk_paths, project_id=project_id,
-                     integration_id=integration_id, now=now)
     # Imported here: reconcile_service builds on this module's Services and preflight.
     from sf_pipeline.sync.reconcile_service import after_sync
 
@@ -250,13 +270,19 @@ def record_failure(
 def run_sync(services: Services, name: str, run_id: str, *, full: bool = False) -> SyncSummary:
     """All three stages in one call (tests and benchmarks of the core; Dagster runs them as assets)."""
     started = time.perf_counter()
+    applier: ChunkApplier | None = None
     try:
-        changes = diff(services, extract(services, name, run_id, full=full))
-        return upsert(services, changes, started=started)
+        manifest = extract(services, name, run_id, full=full)
+        applier = start_upsert(services, name)
+        changes = diff(services, manifest, applier=applier)
+        return upsert(services, changes, applier=applier, started=started)
     except Exception as exc:
         record_failure(services, name, run_id, str(exc), duration_s=time.perf_counter() - started,
                        local=lifecycle.failure_is_local(exc))
         raise
+    finally:
+        if applier is not None:
+            applier.abort()  # stops a writer the run gave up on; nothing left to do after close()
 
 
 class _Progress:

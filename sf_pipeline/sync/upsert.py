@@ -5,17 +5,19 @@ is only overwritten by a version at least as new as the one stored. That makes e
 idempotent, so a run killed anywhere (even mid-chunk) and run again converges on exactly the table
 an uninterrupted run would have left.
 
-One write path per backend, whatever the number of chunks:
+Chunks are applied by a ``ChunkApplier`` on its own thread as they are handed over, so a sync's
+diff (Python) decides the next chunk while the database writes this one. One write path per
+backend, whatever the number of chunks:
 
 - PostgreSQL: each chunk is streamed with ``COPY`` (CSV written by Arrow) into the staging table
   (``models.users_stage``), then one ``INSERT ... SELECT ... ON CONFLICT DO UPDATE`` applies it.
   (SQLAlchemy sends an ``ON CONFLICT DO UPDATE`` without ``RETURNING`` one row per round trip.)
   One statement may touch a row only once, so the SELECT keeps each external ID's newest row of
-  the chunk, exactly what applying the rows one by one under the guard would leave. Chunks go
-  through ``PG_WRITERS`` sessions at once when no external ID is in two of them (then the order
-  they land in is moot); otherwise through one, in order. Each chunk's ``id`` values are drawn
-  from the table's sequence in chunk and row order before it is sent, so every user gets the id a
-  one-chunk-at-a-time run would have given it.
+  the chunk, exactly what applying the rows one by one under the guard would leave. Up to
+  ``PG_WRITERS`` chunks are written at once; a chunk sharing an external ID with one still being
+  written waits for it, so chunks that share a user land in order. Each chunk's ``id`` values are
+  drawn from the table's sequence in chunk and row order before it is sent, so every user gets the
+  id a one-chunk-at-a-time run would have given it.
 - SQLite: the same upsert through the driver's ``executemany``, values converted in plain Python
   to what SQLAlchemy's SQLite types store (``DATETIME`` as ``YYYY-MM-DD HH:MM:SS.ffffff`` text,
   booleans as 0/1, ``data`` as its JSON text); a round-trip test reads them back through the model.
@@ -25,13 +27,14 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Callable, Sequence
+import queue
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
@@ -41,7 +44,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from sf_pipeline.storage.models import USERS_STAGE_COLUMNS, User, users_stage
-from sf_pipeline.sync.chunks import read_chunks
 
 SessionFactory = Callable[[], AbstractContextManager[Session]]
 
@@ -79,87 +81,119 @@ def apply_chunks(
     project_id: int,
     integration_id: int,
     now: datetime,
-    on_chunk: Callable[[int], None] | None = None,
 ) -> int:
     """Apply change chunks (``diff.CHANGE_SCHEMA``) in order; returns the rows sent.
     ``session_factory()`` yields a Session that commits on exit (``Database.session``)."""
-    stamp = now.astimezone(UTC).replace(tzinfo=None)
-    with session_factory() as session:
-        dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        writers = PG_WRITERS if independent(chunk_paths) else 1
-        sent = _postgres(session_factory, chunk_paths, project_id, integration_id, stamp, writers, on_chunk)
-        if sent >= ANALYZE_AFTER_ROWS:
-            _analyze(session_factory, sent)
-        return sent
-    sent = 0
-    for table in read_chunks(chunk_paths):
+    applier = ChunkApplier(session_factory, project_id=project_id, integration_id=integration_id, now=now)
+    try:
+        for path in chunk_paths:
+            applier.add(path)
+    except BaseException:
+        applier.abort()
+        raise
+    return applier.close()
+
+
+_END = object()
+
+
+class ChunkApplier:
+    """Applies change chunks in the order they are handed over, on a thread of its own, so the
+    diff can decide the next chunk while this one is written (the diff is Python, the write is
+    mostly the database's own work: on two cores they overlap).
+
+    ``add`` only queues a path (the file must be complete on disk); a failure is raised by the
+    next ``add`` and by ``close``, which waits for every chunk and returns the rows sent. After a
+    failure no further chunk is written. ``abort`` stops and waits without raising.
+
+    PostgreSQL: up to ``PG_WRITERS`` chunks are written at once, each in its own session; a chunk
+    sharing an external ID with a chunk still being written waits until no chunk is in flight, so
+    chunks that share a user land in order. ``users.id`` values are drawn for each chunk in chunk
+    order before it is sent, so every user gets the id a one-chunk-at-a-time run would give it."""
+
+    def __init__(self, session_factory: SessionFactory, *, project_id: int, integration_id: int,
+                 now: datetime) -> None:
+        self._session_factory = session_factory
+        self._project_id = project_id
+        self._integration_id = integration_id
+        self._stamp = now.astimezone(UTC).replace(tzinfo=None)
         with session_factory() as session:
-            _sqlite_upsert(session, table, project_id, integration_id, stamp)
-        sent += table.num_rows
-        if on_chunk:
-            on_chunk(table.num_rows)
-    return sent
+            self._postgres = session.get_bind().dialect.name == "postgresql"
+        self.sent = 0
+        self._failure: BaseException | None = None
+        self._stopping = threading.Event()
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="sf-pipeline-apply", daemon=True)
+        self._thread.start()
 
+    def add(self, path: str) -> None:
+        if self._failure is not None:
+            raise self._failure
+        self._queue.put(path)
 
-def independent(chunk_paths: Sequence[str]) -> bool:
-    """No external ID in two of these chunks (then the order they are applied in is moot).
+    def close(self) -> int:
+        self._queue.put(_END)
+        self._thread.join()
+        if self._failure is not None:
+            raise self._failure
+        if self._postgres and self.sent >= ANALYZE_AFTER_ROWS:
+            _analyze(self._session_factory, self.sent)
+        return self.sent
 
-    Compares 64-bit hashes, one chunk's IDs in memory at a time (8 bytes a row in all; a hash
-    table of the IDs themselves would cost ~250 MB at 1,000,000). Two IDs with one hash only make
-    this answer False, which is always safe."""
-    hashes = []
-    for path in chunk_paths:
-        column = pq.read_table(path, columns=["external_id"])["external_id"]
-        # Within one chunk a repeat is fine (the chunk keeps its newest row): count each ID once.
-        distinct = set(column.to_pylist())
-        hashes.append(np.fromiter((hash(v) for v in distinct), dtype=np.int64, count=len(distinct)))
-    if len(hashes) < 2:
-        return True
-    every = np.concatenate(hashes)
-    every.sort()
-    return not bool((every[1:] == every[:-1]).any())
+    def abort(self) -> None:
+        self._stopping.set()
+        self._queue.put(_END)
+        self._thread.join()
 
+    def _paths(self) -> Iterator[str]:
+        while not self._stopping.is_set():
+            item = self._queue.get()
+            if item is _END:
+                return
+            yield item
 
-def _postgres(
-    session_factory: SessionFactory,
-    chunk_paths: Sequence[str],
-    project_id: int,
-    integration_id: int,
-    stamp: datetime,
-    writers: int,
-    on_chunk: Callable[[int], None] | None,
-) -> int:
-    """Chunks through ``writers`` sessions at once, ids drawn in chunk order first; each chunk is
-    one transaction, and the first failure in chunk order is the one raised."""
-    sent = 0
-    in_flight: list[tuple[int, Future[None]]] = []
-
-    def settle(keep: int) -> None:
-        nonlocal sent
-        while len(in_flight) > keep:
-            n, done = in_flight.pop(0)
-            done.result()
-            sent += n
-            if on_chunk:
-                on_chunk(n)
-
-    with ThreadPoolExecutor(max_workers=writers, thread_name_prefix="sf-pipeline-upsert") as pool:
+    def _run(self) -> None:
         try:
-            for path in chunk_paths:
-                settle(writers - 1)
-                n = pq.read_metadata(path).num_rows
-                if not n:
-                    continue
-                ids = _draw_ids(session_factory, n)
-                in_flight.append((n, pool.submit(_write_chunk, session_factory, path, ids, project_id,
-                                                 integration_id, stamp)))
-            settle(0)
-        except BaseException:
-            for _, pending in in_flight:
-                pending.cancel()
-            raise
-    return sent
+            if self._postgres:
+                self._run_postgres()
+            else:
+                for path in self._paths():
+                    table = pq.read_table(path)
+                    with self._session_factory() as session:
+                        _sqlite_upsert(session, table, self._project_id, self._integration_id, self._stamp)
+                    self.sent += table.num_rows
+        except BaseException as exc:  # raised to the caller by ``add`` and ``close``
+            self._failure = exc
+
+    def _run_postgres(self) -> None:
+        """The first failure in chunk order is the one kept."""
+        in_flight: list[tuple[int, set[int], Future[None]]] = []
+
+        def settle(keep: int) -> None:
+            while len(in_flight) > keep:
+                n, _, done = in_flight.pop(0)
+                done.result()
+                self.sent += n
+
+        with ThreadPoolExecutor(max_workers=PG_WRITERS, thread_name_prefix="sf-pipeline-upsert") as pool:
+            try:
+                for path in self._paths():
+                    # Hashes of the chunk's external IDs (8 bytes each; two IDs sharing a hash only
+                    # cost a wait, never a wrong order).
+                    external_ids = pq.read_table(path, columns=["external_id"])["external_id"].to_pylist()
+                    if not external_ids:
+                        continue
+                    keys = {hash(v) for v in external_ids}
+                    settle(0 if any(not keys.isdisjoint(other) for _, other, _ in in_flight) else PG_WRITERS - 1)
+                    ids = _draw_ids(self._session_factory, len(external_ids))
+                    in_flight.append((len(ids), keys, pool.submit(
+                        _write_chunk, self._session_factory, path, ids, self._project_id, self._integration_id,
+                        self._stamp)))
+                settle(0)
+            except BaseException:
+                for _, _, pending in in_flight:
+                    pending.cancel()
+                raise
 
 
 def _draw_ids(session_factory: SessionFactory, n: int) -> list[int]:

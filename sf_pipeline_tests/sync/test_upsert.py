@@ -1,17 +1,20 @@
 """The upsert stage on its own, on SQLite and PostgreSQL: change chunks in, ``users`` rows out.
 
 Chunks here are small (a few rows), so every multi-chunk path runs: on PostgreSQL independent
-chunks go through concurrent writers, chunks sharing an external ID through one, in order."""
+chunks go through concurrent writers, and a chunk sharing an external ID with one being written
+waits for it."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -21,7 +24,7 @@ from sf_pipeline.storage.models import Integration, User
 from sf_pipeline.sync import upsert
 from sf_pipeline.sync.chunks import ChunkWriter
 from sf_pipeline.sync.diff import CHANGE_SCHEMA
-from sf_pipeline.sync.upsert import apply_chunks, independent
+from sf_pipeline.sync.upsert import ChunkApplier, apply_chunks
 from sf_pipeline_tests.dbs import migrated_database
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -63,6 +66,15 @@ def chunks(folder: Path, rows: list[dict[str, Any]], per_chunk: int) -> list[str
     for row in rows:
         writer.append(CHANGE_SCHEMA.empty_table().from_pylist([row], CHANGE_SCHEMA))
     return writer.close()
+
+
+def shared_ids(paths: list[str]) -> set[str]:
+    """External IDs found in more than one of these chunks."""
+    seen: dict[str, int] = {}
+    for i, path in enumerate(paths):
+        for ext in set(pq.read_table(path, columns=["external_id"])["external_id"].to_pylist()):
+            seen[ext] = -1 if ext in seen and seen[ext] != i else i
+    return {ext for ext, where in seen.items() if where == -1}
 
 
 def apply(database: Database, paths: list[str], *, now: datetime = NOW) -> int:
@@ -116,7 +128,7 @@ def test_an_external_id_in_several_chunks_keeps_the_newest_version(database: Dat
     rows = [change(i) for i in range(1, 7)] + [change(2, at=T0 + timedelta(minutes=3), email="moved@example.com"),
                                               change(5, at=T0 - timedelta(minutes=3), email="stale@example.com")]
     paths = chunks(tmp_path, rows, 3)
-    assert len(paths) == 3 and not independent(paths)
+    assert len(paths) == 3 and shared_ids(paths) == {change(2)["external_id"], change(5)["external_id"]}
     apply(database, paths)
     stored = users(database)
     assert len(stored) == 6
@@ -139,7 +151,7 @@ def test_postgres_writes_three_or_more_independent_chunks_with_concurrent_writer
 ) -> None:
     rows = [change(i) for i in range(1, 11)]
     paths = chunks(tmp_path, rows, 3)
-    assert len(paths) == 4 and independent(paths)
+    assert len(paths) == 4 and not shared_ids(paths)
     # The first two chunk writers meet at a barrier before writing: one writer alone would wait
     # there until the barrier breaks, and the test fail.
     meet = threading.Barrier(upsert.PG_WRITERS, timeout=120)
@@ -161,24 +173,79 @@ def test_postgres_writes_three_or_more_independent_chunks_with_concurrent_writer
 
 
 @pytest.mark.postgres
-def test_postgres_chunks_sharing_an_external_id_go_through_one_writer_in_order(
+def test_postgres_a_chunk_sharing_an_external_id_with_one_being_written_waits_for_it(
     postgres: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    rows = [change(i, at=T0 + timedelta(minutes=i)) for i in range(1, 10)] + [
-        change(1, at=T0 + timedelta(minutes=1), email="tie-later@example.com")]
+    # Chunks of 3: [1, 2, 3] [4, 5, 1'] [6, 7, 8] [9]; 1' is the same user as 1, at the same time.
+    rows = [change(i, at=T0 + timedelta(minutes=i)) for i in range(1, 6)] + [
+        change(1, at=T0 + timedelta(minutes=1), email="tie-later@example.com")] + [
+        change(i, at=T0 + timedelta(minutes=i)) for i in range(6, 10)]
     paths = chunks(tmp_path, rows, 3)
-    assert len(paths) == 4 and not independent(paths)
+    assert len(paths) == 4 and shared_ids(paths) == {change(1)["external_id"]}
+    spans: dict[str, tuple[float, float]] = {}
     threads: set[str] = set()
     real_write = upsert._copy_upsert
 
-    def record_thread(session: Session, *args: Any) -> None:
+    def timed(session: Session, table: Any, *args: Any) -> None:
+        first = table["external_id"][0].as_py()
+        started = time.monotonic()
+        time.sleep(0.3)  # long enough for a writer that did not wait to start meanwhile
+        real_write(session, table, *args)
+        session.flush()
+        spans[first] = (started, time.monotonic())
         threads.add(threading.current_thread().name)
-        real_write(session, *args)
 
-    monkeypatch.setattr(upsert, "_copy_upsert", record_thread)
-    apply(postgres, paths)
-    assert len(threads) == 1
+    monkeypatch.setattr(upsert, "_copy_upsert", timed)
+    assert apply(postgres, paths) == 10
+    one, two = spans[change(1)["external_id"]], spans[change(4)["external_id"]]
+    assert two[0] >= one[1]  # the second chunk started only once the first was written
+    assert len(threads) == upsert.PG_WRITERS  # the independent chunks still went side by side
     assert users(postgres)["sf_acme_Lead_00Q000000000000001"].email == "tie-later@example.com"
+
+
+def test_chunks_handed_over_one_by_one_are_written_before_close_returns(database: Database, tmp_path: Path) -> None:
+    applier = ChunkApplier(database.session, project_id=42, integration_id=integration_id(database), now=NOW)
+    try:
+        first = chunks(tmp_path, [change(1), change(2)], 10)
+        applier.add(first[0])
+        deadline = time.monotonic() + 30
+        while applier.sent < 2 and time.monotonic() < deadline:  # written while the caller goes on
+            time.sleep(0.01)
+        assert sorted(users(database)) == [change(1)["external_id"], change(2)["external_id"]]
+        applier.add(chunks(tmp_path, [change(3)], 10)[0])
+        assert applier.close() == 3
+    finally:
+        applier.abort()
+    assert len(users(database)) == 3
+
+
+def test_a_failed_write_is_raised_by_the_next_handover_and_by_close(
+    database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = "_copy_upsert" if database.dialect == "postgresql" else "_sqlite_upsert"
+    real_write = getattr(upsert, name)
+
+    def fail_on_two(session: Session, table: Any, *args: Any) -> None:
+        if change(2)["external_id"] in table["external_id"].to_pylist():
+            raise RuntimeError("disk full")
+        real_write(session, table, *args)
+
+    monkeypatch.setattr(upsert, name, fail_on_two)
+    applier = ChunkApplier(database.session, project_id=42, integration_id=integration_id(database), now=NOW)
+    try:
+        applier.add(chunks(tmp_path, [change(1)], 10)[0])
+        applier.add(chunks(tmp_path, [change(2)], 10)[0])
+        with pytest.raises(RuntimeError, match="disk full"):
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                applier.add(chunks(tmp_path, [change(3)], 10)[0])
+                time.sleep(0.05)
+        with pytest.raises(RuntimeError, match="disk full"):
+            applier.close()
+    finally:
+        applier.abort()
+    stored = users(database)
+    assert change(1)["external_id"] in stored and change(2)["external_id"] not in stored
 
 
 def test_a_failed_chunk_fails_the_stage_and_leaves_earlier_chunks_committed(
