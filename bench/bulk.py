@@ -2,6 +2,7 @@
 
     make bench-bulk                               # 1,000,000 Leads, without and with latency
     .venv/bin/python bench/bulk.py --quick        # a smoke run: 20,000 Leads
+    .venv/bin/python bench/bulk.py --before /path/to/older/.venv/bin/sf-pipeline   # before and after
 
 For each latency profile (``none``: the sandbox as fast as it answers; ``salesforce``: ``sandbox
 serve --latency-profile salesforce``, server-side time of the order a production org takes) it
@@ -14,7 +15,9 @@ Reported per sync: wall seconds of the subprocess and the run's own seconds (fro
 records/s, the pipeline's API calls and the sandbox's count by endpoint, the bound
 ceil(N / maxRecords) + 10, peak RSS (``ru_maxrss``), and CPU seconds of the sync process
 (``ru_utime + ru_stime``) and of the sandbox process, each also per 1,000,000 records. The machine
-is shared, so the ratios (Bulk against REST in the same run) are the figures to read.
+is shared, so the ratios (Bulk against REST in the same run) are the figures to read. With
+``--before EXE``, each sync also runs with that other installation's ``sf-pipeline`` against the
+same sandbox process, just before this one's, and the before/after ratios are printed and recorded.
 """
 
 from __future__ import annotations
@@ -118,6 +121,7 @@ class Row:
     records: int
     result: SyncResult
     server_calls: dict[str, int]
+    code: str = "now"
 
     @property
     def bound(self) -> int:
@@ -130,7 +134,9 @@ class Row:
         return cpu_s / max(self.result.fetched, 1) * 1_000_000
 
 
-def one_sync(box: Sandbox, api: str, latency: str, records: int, backend: str, logs: Path) -> Row:
+def one_sync(box: Sandbox, api: str, latency: str, records: int, backend: str, logs: Path,
+             before: Path | None = None) -> Row:
+    code = "before" if before else "now"
     with tempfile.TemporaryDirectory(prefix=f"sfp-bulk-bench-{api}-") as tmp:
         home = Path(tmp)
         (home / "dagster").mkdir()
@@ -139,14 +145,14 @@ def one_sync(box: Sandbox, api: str, latency: str, records: int, backend: str, l
             database = set_up(box, env, api)
             try:
                 counters_before = box.control.counters()
-                result = run_sync(box, env, database, f"{latency}-{api}", logs)
+                result = run_sync(box, env, database, f"{latency}-{api}-{code}", logs, executable=before)
                 counters_after = box.control.counters()
             finally:
                 database.dispose()
     calls = {k: int(counters_after.get(k, 0)) - int(counters_before.get(k, 0)) for k in ENDPOINTS}
-    row = Row(latency, api, records, result, {k: v for k, v in calls.items() if v})
+    row = Row(latency, api, records, result, {k: v for k, v in calls.items() if v}, code)
     apis = result.summary.get("apis", {})
-    print(f"  {latency:10} {api:4}: {result.wall_s:7.1f} s wall, {result.run_s or 0:7.1f} s run, "
+    print(f"  {latency:10} {api:4} {code:6}: {result.wall_s:7.1f} s wall, {result.run_s or 0:7.1f} s run, "
           f"{result.fetched:,} records, apis {apis}, {result.api_calls} API calls {row.server_calls}, "
           f"peak {result.peak_rss_mb:.0f} MB, cpu {result.cpu_s:.1f} s (sandbox {result.sandbox_cpu_s:.1f} s), "
           f"steps {result.steps}, step peaks MB {result.step_peak_mb}", flush=True)
@@ -208,6 +214,24 @@ def verdicts(rows: list[Row]) -> list[str]:
     return out
 
 
+def compared(earlier: list[Row], rows: list[Row], before: Path) -> list[str]:
+    """Each sync's figures against the other installation's, run just before it on the same sandbox."""
+    now = {(r.latency, r.api): r for r in rows}
+    out = [f"- Side by side with `{before}` (run just before each of these syncs, same sandbox process):"]
+    for old in earlier:
+        new = now[(old.latency, old.api)]
+        ratio = new.result.wall_s / old.result.wall_s
+        out.append(f"  - {old.latency}, {old.api}: wall {old.result.wall_s:.1f} s before, {new.result.wall_s:.1f} s "
+                   f"now ({ratio:.2f} of before); peak RSS {old.result.peak_rss_mb:.0f} → "
+                   f"{new.result.peak_rss_mb:.0f} MB; CPU {old.result.cpu_s:.1f} → {new.result.cpu_s:.1f} s")
+    for latency in dict.fromkeys(r.latency for r in earlier):
+        pair = [{r.api: r.result.wall_s for r in group if r.latency == latency} for group in (earlier, rows)]
+        if all({"rest", "bulk"} <= set(p) for p in pair):
+            out.append(f"  - {latency}: REST wall ÷ Bulk wall {pair[0]['rest'] / pair[0]['bulk']:.2f} before, "
+                       f"{pair[1]['rest'] / pair[1]['bulk']:.2f} now")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=1_000_000, help="Leads in the sandbox (default 1,000,000)")
@@ -216,19 +240,25 @@ def main() -> None:
     parser.add_argument("--backend", default="postgres", choices=("postgres", "sqlite"))
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results.md")
+    parser.add_argument("--before", type=Path, help="another sf-pipeline executable to run side by side")
     args = parser.parse_args()
     records = 20_000 if args.quick else args.records
     logs = Path(tempfile.mkdtemp(prefix="sfp-bulk-bench-logs-"))
     started = datetime.now(UTC)
     print(machine_line(), flush=True)
     rows: list[Row] = []
+    earlier: list[Row] = []
     for latency in args.latency.split(","):
         with sandbox(records, args.seed, latency) as box:
             print(f"sandbox with {records:,} Leads, latency {latency}: ready in {box.ready_s:.1f} s", flush=True)
             for api in ("rest", "bulk"):
+                if args.before:
+                    earlier.append(one_sync(box, api, latency, records, args.backend, logs, before=args.before))
                 rows.append(one_sync(box, api, latency, records, args.backend, logs))
     lines = table(rows)
     found = verdicts(rows)
+    if earlier:
+        found += compared(earlier, rows, args.before)
     print("\n".join([*lines, "", *found]))
     section = [
         "## Bulk API 2.0 against REST (`bench/bulk.py`)",

@@ -322,11 +322,13 @@ class SyncResult:
 
 
 def run_sync(
-    box: Sandbox, env: dict[str, str], database: Database, label: str, log_dir: Path, *, profile: Path | None = None
+    box: Sandbox, env: dict[str, str], database: Database, label: str, log_dir: Path, *, profile: Path | None = None,
+    executable: Path | None = None,
 ) -> SyncResult:
     """``sf-pipeline sync NAME --json`` in a subprocess; wall clock and ru_maxrss from ``os.wait4``.
-    With ``profile``, the subprocess runs under pyinstrument and its report lands there."""
-    entry = str(Path(sys.executable).with_name("sf-pipeline"))
+    With ``profile``, the subprocess runs under pyinstrument and its report lands there; with
+    ``executable``, that ``sf-pipeline`` (another installation) runs instead of this one."""
+    entry = str(executable or Path(sys.executable).with_name("sf-pipeline"))
     command = [entry, "sync", NAME, "--json"]
     if profile is not None:
         profile.mkdir(parents=True, exist_ok=True)

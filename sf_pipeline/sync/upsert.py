@@ -178,8 +178,7 @@ class ChunkApplier:
         with ThreadPoolExecutor(max_workers=PG_WRITERS, thread_name_prefix="sf-pipeline-upsert") as pool:
             try:
                 for path in self._paths():
-                    # Hashes of the chunk's external IDs (8 bytes each; two IDs sharing a hash only
-                    # cost a wait, never a wrong order).
+                    # The chunk's external IDs by hash (two IDs sharing a hash only cost a wait).
                     external_ids = pq.read_table(path, columns=["external_id"])["external_id"].to_pylist()
                     if not external_ids:
                         continue
