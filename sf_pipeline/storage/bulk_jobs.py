@@ -33,7 +33,8 @@ class JobJournal:
 
     def forget(self, job_id: str) -> None:
         with self.database.session() as session:
-            session.execute(delete(BulkQueryJob).where(BulkQueryJob.job_id == job_id))
+            session.execute(delete(BulkQueryJob).where(BulkQueryJob.integration_id == self.integration_id,
+                                                       BulkQueryJob.job_id == job_id))
 
     def leftovers(self) -> list[OpenJob]:
         """Jobs other runs of this integration left open (no two runs of one integration overlap,

@@ -209,8 +209,9 @@ class Database:
                 session.rollback()
                 raise
 
-    def migrate(self) -> None:
-        """Upgrade the schema to the latest migration. Safe to call from several processes at once."""
+    def migrate(self, revision: str = "head") -> None:
+        """Upgrade the schema to the latest migration (or to ``revision``). Safe to call from several
+        processes at once."""
         from alembic import command
         from alembic.config import Config
 
@@ -223,7 +224,7 @@ class Database:
             else:
                 connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
             config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+            command.upgrade(config, revision)
 
     def dispose(self) -> None:
         self.engine.dispose()

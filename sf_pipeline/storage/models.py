@@ -212,12 +212,14 @@ class SyncRun(Base):
 
 class BulkQueryJob(Base):
     """A Bulk API 2.0 job a run created and has not finished with. A row left behind means the run
-    was killed: the next run aborts the job (its results are never read by anyone else)."""
+    was killed: the next run aborts the job (its results are never read by anyone else). Keyed by
+    integration and Id: Ids are unique within an org, and integrations may use different orgs."""
 
     __tablename__ = "bulk_query_jobs"
 
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"),
+                                                primary_key=True)
     job_id: Mapped[str] = mapped_column(String(18), primary_key=True)
-    integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"), index=True)
     run_id: Mapped[str] = mapped_column(String(64))
     object_name: Mapped[str] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

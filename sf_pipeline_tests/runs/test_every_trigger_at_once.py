@@ -119,7 +119,8 @@ def test_dispatcher_cli_and_ui_launches_at_once_never_overlap_on_one_integration
             run_id = str(result["run_id"])
             assert result["status"] == acme_syncs[run_id].status == "succeeded"
             assert by_id[run_id].dagster_run.status == dg.DagsterRunStatus.SUCCESS
-        failed = {r.dagster_run.run_id: (r.dagster_run.tags.get("dagster/partition"), r.dagster_run.status.value)
+        failed = {r.dagster_run.run_id: (r.dagster_run.tags.get("dagster/partition"), r.dagster_run.status.value,
+                                         _failure_messages(d.instance, r.dagster_run.run_id))
                   for r in records if r.dagster_run.status != dg.DagsterRunStatus.SUCCESS}
         assert not failed, f"runs that did not succeed: {failed}"
 
@@ -140,3 +141,13 @@ def test_dispatcher_cli_and_ui_launches_at_once_never_overlap_on_one_integration
 def _requested(p: Pipeline) -> bool:
     with p.database.session() as session:
         return get_integration(session, p.name).sync_requested_at is not None
+
+
+def _failure_messages(instance: dg.DagsterInstance, run_id: str) -> list[str]:
+    """What the run's failure events say (the reason a run did not succeed, for the assertion)."""
+    found = []
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
+        event = entry.dagster_event
+        error = event.step_failure_data.error if event is not None else None
+        found.append(error.to_string() if error is not None else entry.user_message)
+    return found
