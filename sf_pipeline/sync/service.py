@@ -183,15 +183,9 @@ def upsert(services: Services, changes: ChangeManifest, *, applier: ChunkApplier
     upsert_started = time.perf_counter()
     name = changes.extract.integration
     if applier is None:
-        applier = start_upsert(services, name)
-        try:
-            for obj in changes.objects:
-                for path in obj.chunk_paths:
-                    applier.add(path)
-        except BaseException:
-            applier.abort()
-            raise
-    applier.close()
+        start_upsert(services, name).apply(path for obj in changes.objects for path in obj.chunk_paths)
+    else:
+        applier.close()
     now = services.now()
     # Imported here: reconcile_service builds on this module's Services and preflight.
     from sf_pipeline.sync.reconcile_service import after_sync

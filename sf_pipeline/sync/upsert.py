@@ -29,7 +29,7 @@ import io
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
@@ -84,14 +84,8 @@ def apply_chunks(
 ) -> int:
     """Apply change chunks (``diff.CHANGE_SCHEMA``) in order; returns the rows sent.
     ``session_factory()`` yields a Session that commits on exit (``Database.session``)."""
-    applier = ChunkApplier(session_factory, project_id=project_id, integration_id=integration_id, now=now)
-    try:
-        for path in chunk_paths:
-            applier.add(path)
-    except BaseException:
-        applier.abort()
-        raise
-    return applier.close()
+    return ChunkApplier(session_factory, project_id=project_id, integration_id=integration_id, now=now).apply(
+        chunk_paths)
 
 
 _END = object()
@@ -130,6 +124,16 @@ class ChunkApplier:
         if self._failure is not None:
             raise self._failure
         self._queue.put(path)
+
+    def apply(self, paths: Iterable[str]) -> int:
+        """Hand over every path and ``close``; on any failure, ``abort`` and raise it."""
+        try:
+            for path in paths:
+                self.add(path)
+        except BaseException:
+            self.abort()
+            raise
+        return self.close()
 
     def close(self) -> int:
         self._queue.put(_END)
